@@ -1,0 +1,5 @@
+"""Backpropagation over encrypted values."""
+
+from .tensor import AutogradTensor
+
+__all__ = ["AutogradTensor"]

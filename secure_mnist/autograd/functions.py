@@ -1,0 +1,161 @@
+"""Gradient functions: how each operation sends a gradient back to its inputs.
+
+Every function works on FixedPrecisionTensors, so gradients are computed with the same encrypted
+arithmetic as the forward pass: nobody sees an activation or a gradient in the clear.
+Each class keeps what its gradient needs from the forward pass, micrograd-style.
+"""
+
+from __future__ import annotations
+
+from ..mpc.fixed_point import FixedPrecisionTensor
+from ..mpc.sharing import AdditiveSharingTensor
+
+Grads = tuple["FixedPrecisionTensor | None", ...]
+
+
+class GradFunc:
+    """A node of the backward graph; `inputs` are the AutogradTensors the gradient flows to."""
+
+    def __init__(self, *inputs) -> None:
+        self.inputs = inputs
+
+    def needs(self, index: int) -> bool:
+        """Whether input `index` wants a gradient (skips work for data and constants)."""
+        return bool(getattr(self.inputs[index], "requires_grad", False))
+
+    def gradient(self, grad: FixedPrecisionTensor) -> Grads:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__}>"
+
+
+def unbroadcast(grad: FixedPrecisionTensor, shape) -> FixedPrecisionTensor:
+    """Sum a gradient over the dimensions that broadcasting added or stretched (e.g. a bias)."""
+    while grad.dim() > len(shape):
+        grad = grad.sum(0)
+    for dim, size in enumerate(shape):
+        if size == 1 and grad.shape[dim] != 1:
+            grad = grad.sum(dim, keepdim=True)
+    return grad
+
+
+class AddBackward(GradFunc):
+    def __init__(self, self_, other):
+        super().__init__(self_, other)
+        self.shapes = (self_.shape, getattr(other, "shape", ()))
+
+    def gradient(self, grad):
+        return unbroadcast(grad, self.shapes[0]), unbroadcast(grad, self.shapes[1])
+
+
+class SubBackward(GradFunc):
+    def __init__(self, self_, other):
+        super().__init__(self_, other)
+        self.shapes = (self_.shape, getattr(other, "shape", ()))
+
+    def gradient(self, grad):
+        return unbroadcast(grad, self.shapes[0]), unbroadcast(-grad, self.shapes[1])
+
+
+class NegBackward(GradFunc):
+    def gradient(self, grad):
+        return (-grad,)
+
+
+class MulBackward(GradFunc):
+    def __init__(self, self_, other):
+        super().__init__(self_, other)
+        self.self_ = self_.child
+        self.other = getattr(other, "child", other)
+
+    def gradient(self, grad):
+        grad_self_ = unbroadcast(grad * self.other, self.self_.shape) if self.needs(0) else None
+        grad_other = unbroadcast(grad * self.self_, self.other.shape) if self.needs(1) else None
+        return grad_self_, grad_other
+
+
+class MatmulBackward(GradFunc):
+    def __init__(self, self_, other):
+        super().__init__(self_, other)
+        self.self_ = self_.child
+        self.other = other.child
+
+    def gradient(self, grad):
+        grad_self_ = grad @ self.other.t() if self.needs(0) else None
+        grad_other = self.self_.t() @ grad if self.needs(1) else None
+        return grad_self_, grad_other
+
+
+class PowBackward(GradFunc):
+    def __init__(self, self_, power: int):
+        super().__init__(self_)
+        self.self_ = self_.child
+        self.power = power
+
+    def gradient(self, grad):
+        return (grad * (self.self_ ** (self.power - 1) * self.power) if self.power > 1 else grad,)
+
+
+class DivBackward(GradFunc):
+    """Division by a public number: the gradient is divided by it too."""
+
+    def __init__(self, self_, divisor):
+        super().__init__(self_)
+        self.divisor = divisor
+
+    def gradient(self, grad):
+        return (grad / self.divisor,)
+
+
+class SumBackward(GradFunc):
+    def __init__(self, self_, dim=None, keepdim=False):
+        super().__init__(self_)
+        self.shape, self.dim, self.keepdim = self_.shape, dim, keepdim
+
+    def gradient(self, grad):
+        if self.dim is not None and not self.keepdim:
+            grad = grad.unsqueeze(self.dim)
+        return (grad.expand(*self.shape),)
+
+
+class ReluBackward(GradFunc):
+    """ReLU's derivative is the bit [x >= 0] the forward pass already computed, still shared."""
+
+    def __init__(self, self_, positive: AdditiveSharingTensor):
+        super().__init__(self_)
+        self.positive = positive
+
+    def gradient(self, grad):
+        return (grad._wrap(_mul_bits(grad.child, self.positive)),)
+
+
+class ViewBackward(GradFunc):
+    def __init__(self, self_):
+        super().__init__(self_)
+        self.shape = self_.shape
+
+    def gradient(self, grad):
+        return (grad.reshape(self.shape),)
+
+
+class TransposeBackward(GradFunc):
+    def __init__(self, self_, dim0: int, dim1: int):
+        super().__init__(self_)
+        self.dims = (dim0, dim1)
+
+    def gradient(self, grad):
+        return (grad.transpose(*self.dims),)
+
+
+class IdentityBackward(GradFunc):
+    """For refresh(): new shares, same value, same gradient."""
+
+    def gradient(self, grad):
+        return (grad,)
+
+
+def _mul_bits(values: AdditiveSharingTensor, bits: AdditiveSharingTensor) -> AdditiveSharingTensor:
+    from ..mpc.primitives.beaver import mul
+
+    return mul(values, bits)

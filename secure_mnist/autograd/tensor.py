@@ -1,0 +1,260 @@
+"""AutogradTensor: records operations on encrypted tensors and backpropagates through them.
+
+It is a torch.Tensor subclass only so that torch's own machinery accepts it where it expects
+tensors (nn.Module parameters, torch.optim, F.linear, F.relu). It holds no data of its own: the
+values are in `child`, a FixedPrecisionTensor, and the graph is in `grad_fn`. Nothing here uses
+torch.autograd; backward() walks our graph and calls our gradient functions.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import NotSharedError
+from ..mpc.fixed_point import FixedPrecisionTensor
+from . import functions as fn
+
+
+class AutogradTensor(torch.Tensor):
+    """An encrypted tensor with a gradient."""
+
+    child: FixedPrecisionTensor
+
+    @staticmethod
+    def __new__(cls, child: FixedPrecisionTensor, requires_grad: bool = False,
+                grad_fn: fn.GradFunc | None = None, is_parameter: bool = False) -> AutogradTensor:
+        tensor = torch.Tensor._make_wrapper_subclass(cls, child.shape, dtype=torch.float32,
+                                                     requires_grad=requires_grad)
+        tensor.child = child
+        tensor._graph_fn = grad_fn
+        tensor._secure_grad = None
+        tensor.is_parameter = is_parameter
+        return tensor
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:  # everything happens in __new__
+        pass
+
+    # torch.Tensor's own grad and grad_fn belong to torch.autograd; ours live beside them.
+    @property
+    def grad(self) -> FixedPrecisionTensor | None:  # type: ignore[override]
+        return self._secure_grad
+
+    @grad.setter
+    def grad(self, value: FixedPrecisionTensor | None) -> None:
+        self._secure_grad = value
+
+    @property
+    def grad_fn(self) -> fn.GradFunc | None:  # type: ignore[override]
+        return self._graph_fn
+
+    # -- building the graph ---------------------------------------------------------------------------
+    def _result(self, child: FixedPrecisionTensor, make_fn, *inputs) -> AutogradTensor:
+        """Wrap an output, recording make_fn(*inputs) if any input wants a gradient."""
+        track = torch.is_grad_enabled() and any(getattr(i, "requires_grad", False) for i in inputs)
+        return AutogradTensor(child, requires_grad=track, grad_fn=make_fn(*inputs) if track else None)
+
+    def __add__(self, other):
+        return self._result(self.child + _value(other), fn.AddBackward, self, other)
+
+    __radd__ = __add__
+    __iadd__ = __add__  # `correct += hits` rebinds to a new tensor: shares are never changed in place
+
+    def __sub__(self, other):
+        return self._result(self.child - _value(other), fn.SubBackward, self, other)
+
+    def __rsub__(self, other):
+        return (-self) + other
+
+    __isub__ = __sub__
+
+    def __neg__(self):
+        return self._result(-self.child, fn.NegBackward, self)
+
+    def __mul__(self, other):
+        return self._result(self.child * _value(other), fn.MulBackward, self, other)
+
+    __rmul__ = __mul__
+    __imul__ = __mul__
+
+    def __matmul__(self, other):
+        return self._result(self.child @ _value(other), fn.MatmulBackward, self, other)
+
+    def __truediv__(self, other):
+        return self._result(self.child / _value(other), lambda s: fn.DivBackward(s, other), self)
+
+    def __pow__(self, power: int):
+        return self._result(self.child**power, lambda s: fn.PowBackward(s, power), self)
+
+    def sum(self, dim: int | None = None, keepdim: bool = False):  # type: ignore[override]
+        return self._result(self.child.sum(dim, keepdim), lambda s: fn.SumBackward(s, dim, keepdim), self)
+
+    def mean(self, dim: int | None = None, keepdim: bool = False):  # type: ignore[override]
+        count = self.child.numel() if dim is None else self.shape[dim]
+        return self.sum(dim, keepdim) / count
+
+    def relu(self):
+        out, positive = self.child.relu_with_derivative()
+        return self._result(out, lambda s: fn.ReluBackward(s, positive), self)
+
+    def view(self, *shape):  # type: ignore[override]
+        return self._result(self.child.view(*shape), fn.ViewBackward, self)
+
+    def reshape(self, *shape):  # type: ignore[override]
+        return self._result(self.child.reshape(*shape), fn.ViewBackward, self)
+
+    def view_as(self, other):  # type: ignore[override]
+        return self.view(other.shape)
+
+    def transpose(self, dim0: int, dim1: int):  # type: ignore[override]
+        return self._result(self.child.transpose(dim0, dim1), lambda s: fn.TransposeBackward(s, dim0, dim1), self)
+
+    def t(self):  # type: ignore[override]
+        return self.transpose(0, 1)
+
+    def refresh(self):
+        return self._result(self.child.refresh(), fn.IdentityBackward, self)
+
+    # -- operations without a gradient ----------------------------------------------------------------
+    def argmax(self, dim: int = -1):  # type: ignore[override]
+        return AutogradTensor(self.child.argmax(dim))
+
+    def eq(self, other):  # type: ignore[override]
+        return AutogradTensor(self.child.eq(_value(other)))
+
+    def gt(self, other):  # type: ignore[override]
+        return AutogradTensor(self.child.gt(_value(other)))
+
+    def lt(self, other):  # type: ignore[override]
+        return AutogradTensor(self.child.lt(_value(other)))
+
+    # -- backpropagation --------------------------------------------------------------------------------
+    def backward(self, grad: FixedPrecisionTensor | None = None) -> None:  # type: ignore[override]
+        """Send gradients to every leaf that requires one, accumulating into `.grad`."""
+        if grad is None:
+            if self.child.numel() != 1:
+                raise RuntimeError("backward() without a gradient needs a single-element output (a loss)")
+            grad = _ones_like(self.child)
+        grads: dict[int, FixedPrecisionTensor] = {id(self): grad}
+        for node in _topological_order(self):
+            node_grad = grads.pop(id(node), None)
+            if node_grad is None:
+                continue
+            if node.grad_fn is None:
+                node.grad = node_grad if node.grad is None else node.grad + node_grad
+                continue
+            for parent, parent_grad in zip(node.grad_fn.inputs, node.grad_fn.gradient(node_grad)):
+                if parent_grad is None or not getattr(parent, "requires_grad", False):
+                    continue
+                key = id(parent)
+                grads[key] = parent_grad if key not in grads else grads[key] + parent_grad
+
+    # -- decryption -------------------------------------------------------------------------------------
+    def get(self) -> FixedPrecisionTensor:
+        """Reveal to the client (the tensor stays shared); then .float_precision()."""
+        if not self.child.is_shared:
+            raise NotSharedError("get() needs a secret-shared tensor; this one is public")
+        return self.child.get()
+
+    def float_precision(self) -> torch.Tensor:
+        return self.child.float_precision()
+
+    def decrypt(self) -> torch.Tensor:
+        return self.child.decrypt()
+
+    # -- torch integration --------------------------------------------------------------------------------
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        handler = _TORCH_FUNCTIONS.get(func)
+        if handler is not None:
+            return handler(*args, **kwargs)
+        if func in _METADATA or getattr(func, "__name__", "") == "__get__":
+            with torch._C.DisableTorchFunctionSubclass():
+                return func(*args, **kwargs)
+        name = getattr(func, "__name__", repr(func))
+        raise NotImplementedError(f"{name} is not supported on encrypted tensors (AutogradTensor)")
+
+    @classmethod
+    def __torch_dispatch__(cls, func, types, args=(), kwargs=None):
+        raise NotImplementedError(f"{func} reached torch's kernels with an encrypted tensor; this is a bug")
+
+    __hash__ = torch.Tensor.__hash__
+
+    def __repr__(self, *args: Any, **kwargs: Any) -> str:  # type: ignore[override]
+        return describe_chain(self)
+
+    def __format__(self, spec: str) -> str:
+        return describe_chain(self)
+
+
+def describe_chain(tensor: AutogradTensor) -> str:
+    """The tutorial's view of a shared tensor: the wrapper chain, who holds the shares, the dealer."""
+    head = "Parameter>" if tensor.is_parameter else "(Wrapper)>"
+    child = tensor.child
+    if not child.is_shared:
+        return f"{head}AutogradTensor>FixedPrecisionTensor>{child.child!r}"
+    session = child.session
+    lines = [f"{head}AutogradTensor>FixedPrecisionTensor>[AdditiveSharingTensor]"]
+    lines += [f"\t-> {w.name}: share of shape {tuple(child.shape)} in Z_2^64" for w in session.workers]
+    lines.append(f"\t*crypto provider: {session.provider.name}*")
+    lines.append(f"\t*precision: {child.encoder.describe()}*")
+    return "\n".join(lines)
+
+
+def _value(other):
+    return other.child if isinstance(other, AutogradTensor) else other
+
+
+def _ones_like(x: FixedPrecisionTensor) -> FixedPrecisionTensor:
+    from ..mpc.sharing import AdditiveSharingTensor
+
+    ones = x.encoder.encode(torch.ones(x.shape))
+    return FixedPrecisionTensor(AdditiveSharingTensor.public(x.session, ones), x.encoder)
+
+
+def _topological_order(root: AutogradTensor) -> list[AutogradTensor]:
+    """Nodes from the output back to the leaves, each after everything that depends on it."""
+    order: list[AutogradTensor] = []
+    seen: set[int] = set()
+    stack: list[tuple[AutogradTensor, bool]] = [(root, False)]
+    while stack:
+        node, expanded = stack.pop()
+        if expanded:
+            order.append(node)
+            continue
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        stack.append((node, True))
+        if node.grad_fn is not None:
+            for parent in node.grad_fn.inputs:
+                if isinstance(parent, AutogradTensor) and id(parent) not in seen:
+                    stack.append((parent, False))
+    return order[::-1]
+
+
+def _linear(input, weight, bias=None):
+    out = input @ weight.t()
+    return out if bias is None else out + bias
+
+
+def _relu(input, inplace=False):
+    return input.relu()
+
+
+_TORCH_FUNCTIONS = {
+    F.linear: _linear,
+    F.relu: _relu,
+    torch.relu: _relu,
+    torch.Tensor.relu: _relu,
+    torch.matmul: lambda a, b: a @ b,
+    torch.sum: lambda x, *a, **k: x.sum(*a, **k),
+}
+
+_METADATA = {
+    torch.Tensor.dim, torch.Tensor.size, torch.Tensor.numel, torch.Tensor.__len__,
+    torch.Tensor.requires_grad_, torch.Tensor.__setstate__,
+}

@@ -1,0 +1,145 @@
+"""`python -m secure_mnist bench`: one training step, plaintext against encrypted, side by side.
+
+Both run in the same process, interleaved, on the same network, batch and initial weights, so
+machine noise hits both alike; we report medians and their ratio, where the encrypted time goes,
+and what it sends.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass, field
+
+import torch
+
+from . import profiling
+from .mpc.session import Session
+from .nn import encrypt_parameters, share_batch
+from .optim import SGD
+from .training import Net, TrainingConfig, one_hot, plaintext_batches
+
+
+@dataclass
+class StepBenchmark:
+    activation: str
+    median_ms: float
+    breakdown_ms: dict[str, float]
+    bytes_per_step: int
+    rounds_per_step: int
+
+
+@dataclass
+class BenchResult:
+    batch_size: int
+    repeats: int
+    plaintext_ms: float
+    encrypted: dict[str, StepBenchmark] = field(default_factory=dict)
+
+    def ratio(self, activation: str) -> float:
+        return self.encrypted[activation].median_ms / self.plaintext_ms
+
+
+def _plaintext_step(config: TrainingConfig, images: torch.Tensor, targets: torch.Tensor):
+    torch.manual_seed(config.seed)
+    model = Net(config.activation)
+    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr)
+
+    def step() -> None:
+        optimizer.zero_grad()
+        output = model(images)
+        loss = ((output - targets) ** 2).sum() / output.shape[0]
+        loss.backward()
+        optimizer.step()
+
+    return step
+
+
+def _encrypted_step(config: TrainingConfig, images: torch.Tensor, targets: torch.Tensor):
+    torch.manual_seed(config.seed)
+    model = Net(config.activation)
+    session = Session(encoder=config.encoder)
+    encrypt_parameters(model, session)
+    data, target = share_batch(images, session), share_batch(targets, session)
+    optimizer = SGD(model.parameters(), lr=config.lr)
+
+    def step() -> None:
+        optimizer.zero_grad()
+        output = model(data)
+        loss = ((output - target) ** 2).sum().refresh() / output.shape[0]
+        loss.backward()
+        optimizer.step()
+
+    return step, session
+
+
+def run_benchmark(config: TrainingConfig | None = None, repeats: int = 20, plaintext_inner: int = 20,
+                  activations: tuple[str, ...] = ("relu", "square")) -> BenchResult:
+    """Median step times; plaintext steps are timed in groups of `plaintext_inner` (they are tiny)."""
+    config = config or TrainingConfig()
+    images, labels = plaintext_batches(config, train=True)[0]
+    targets = one_hot(labels)
+    plain = _plaintext_step(config, images, targets)
+    secure = {a: _encrypted_step(TrainingConfig(**{**config.__dict__, "activation": a}), images, targets)
+              for a in activations}
+    for _ in range(3):  # warm-up: allocator, lazy initialisation
+        plain()
+        for step, _session in secure.values():
+            step()
+    plain_times: list[float] = []
+    secure_times: dict[str, list[float]] = {a: [] for a in activations}
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(plaintext_inner):
+            plain()
+        plain_times.append((time.perf_counter() - start) / plaintext_inner)
+        for activation, (step, _session) in secure.items():
+            start = time.perf_counter()
+            step()
+            secure_times[activation].append(time.perf_counter() - start)
+    result = BenchResult(images.shape[0], repeats, statistics.median(plain_times) * 1e3)
+    for activation, (step, session) in secure.items():
+        before = session.comm.stats.snapshot()
+        steps = max(3, repeats // 4)
+        with profiling.breakdown() as parts:
+            start = time.perf_counter()
+            for _ in range(steps):
+                step()
+            total = time.perf_counter() - start
+        traffic = session.comm.stats.since(before)
+        breakdown = {name: 1e3 * seconds / steps for name, seconds in sorted(parts.seconds.items())}
+        breakdown["other (autograd, optimizer, refresh, Python)"] = 1e3 * total / steps - sum(breakdown.values())
+        result.encrypted[activation] = StepBenchmark(
+            activation, statistics.median(secure_times[activation]) * 1e3, breakdown,
+            traffic.total_bytes() // steps, traffic.rounds // steps)
+    return result
+
+
+def format_report(result: BenchResult) -> str:
+    lines = [
+        f"One training step of the tutorial's network (784-128-64-10), batch {result.batch_size}, "
+        f"{result.repeats} interleaved repeats, {torch.get_num_threads()} torch threads",
+        f"  plaintext PyTorch step: median {result.plaintext_ms:.3f} ms",
+    ]
+    for activation, bench in result.encrypted.items():
+        lines.append(f"  encrypted step ({activation}): median {bench.median_ms:.2f} ms, "
+                     f"ratio {result.ratio(activation):.1f}x plaintext")
+        lines.append(f"    sent per step: {bench.bytes_per_step / 1e6:.2f} MB in {bench.rounds_per_step} rounds "
+                     "between the workers (dealer messages not counted as rounds)")
+        for name, ms in bench.breakdown_ms.items():
+            lines.append(f"    {name:<48} {ms:8.2f} ms")
+    return "\n".join(lines)
+
+
+def to_json(result: BenchResult) -> dict:
+    return {
+        "batch_size": result.batch_size,
+        "repeats": result.repeats,
+        "torch_threads": torch.get_num_threads(),
+        "plaintext_ms": result.plaintext_ms,
+        "encrypted": {
+            a: {"median_ms": b.median_ms, "ratio": result.ratio(a), "breakdown_ms": b.breakdown_ms,
+                "bytes_per_step": b.bytes_per_step, "rounds_per_step": b.rounds_per_step}
+            for a, b in result.encrypted.items()
+        },
+    }

@@ -1,0 +1,1 @@
+"""Datasets shipped with secure_mnist, so that the tutorials run offline."""

@@ -1,0 +1,167 @@
+"""Canonical MNIST, shipped inside the package and checked at load.
+
+The four idx files live gzipped in ``secure_mnist/data/mnist/`` (see the
+README there for credit and provenance).  Every load checks the MD5 of the
+decompressed bytes against the canonical files, so the tutorials train on
+exactly the data everyone else uses, without touching the network.
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import hashlib
+import math
+import os
+import pathlib
+import struct
+import tempfile
+import zlib
+
+import torch
+
+__all__ = [
+    "CANONICAL_MD5",
+    "MEAN",
+    "STD",
+    "MNISTChecksumError",
+    "MNISTFormatError",
+    "default_root",
+    "load_mnist",
+    "normalized_images",
+    "prepare_torchvision_root",
+]
+
+DATA_DIR = pathlib.Path(__file__).resolve().parent / "mnist"
+
+#: MD5 of each canonical, uncompressed idx file (as published with MNIST).
+CANONICAL_MD5: dict[str, str] = {
+    "train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",
+    "train-labels-idx1-ubyte": "a25bea736e30d166cdddb491f175f624",
+    "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea",
+    "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
+}
+
+#: Normalisation constants of the PyTorch MNIST example (and PySyft tutorials).
+MEAN = 0.1307
+STD = 0.3081
+
+_IMAGES_MAGIC = 2051  # unsigned bytes, 3 dimensions
+_LABELS_MAGIC = 2049  # unsigned bytes, 1 dimension
+
+
+class MNISTChecksumError(ValueError):
+    """A shipped MNIST file does not have the canonical MD5 (corrupted or altered)."""
+
+
+class MNISTFormatError(ValueError):
+    """A file is not a well-formed idx file of the expected kind."""
+
+
+def _file_names(train: bool) -> tuple[str, str]:
+    prefix = "train" if train else "t10k"
+    return f"{prefix}-images-idx3-ubyte", f"{prefix}-labels-idx1-ubyte"
+
+
+@functools.cache
+def _verified_bytes(path: pathlib.Path) -> bytes:
+    """Decompress ``<name>.gz`` and check its canonical MD5 (once per path and process)."""
+    name = path.name.removesuffix(".gz")
+    try:
+        data = gzip.decompress(path.read_bytes())
+    except (OSError, EOFError, zlib.error) as error:  # damaged beyond decompression
+        raise MNISTChecksumError(
+            f"{path}: cannot decompress ({error}); expected {name} with MD5 {CANONICAL_MD5[name]}"
+        ) from error
+    actual = hashlib.md5(data).hexdigest()
+    if actual != CANONICAL_MD5[name]:
+        raise MNISTChecksumError(
+            f"{path}: MD5 of decompressed {name} is {actual}, expected {CANONICAL_MD5[name]}"
+        )
+    return data
+
+
+def _read_verified(name: str) -> bytes:
+    # DATA_DIR is looked up at call time, so tests can point it at a copy.
+    return _verified_bytes(DATA_DIR / f"{name}.gz")
+
+
+def _parse_idx(data: bytes, magic: int, name: str = "idx file") -> torch.Tensor:
+    """Parse an idx file of unsigned bytes into a uint8 tensor of the dimensions in its header."""
+    ndim = magic & 0xFF
+    header_size = 4 * (1 + ndim)
+    if len(data) < header_size:
+        raise MNISTFormatError(f"{name}: {len(data)} bytes is too short for an idx header")
+    found, *dims = struct.unpack_from(f">{1 + ndim}I", data)
+    if found != magic:
+        raise MNISTFormatError(f"{name}: magic number {found}, expected {magic}")
+    expected = header_size + math.prod(dims)
+    if len(data) != expected:
+        raise MNISTFormatError(f"{name}: {len(data)} bytes, header {dims} implies {expected}")
+    # bytearray copy: the tensor owns writable memory, the cached bytes stay untouched.
+    return torch.frombuffer(bytearray(data[header_size:]), dtype=torch.uint8).reshape(dims)
+
+
+def load_mnist(train: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return canonical MNIST as ``(images uint8 [N, 28, 28], labels int64 [N])``.
+
+    N is 60000 for ``train=True`` and 10000 otherwise.  Raises
+    :class:`MNISTChecksumError` if a shipped file is not the canonical one.
+    Each call returns fresh tensors, so callers may modify them in place.
+    """
+    images_name, labels_name = _file_names(train)
+    images = _parse_idx(_read_verified(images_name), _IMAGES_MAGIC, images_name)
+    labels = _parse_idx(_read_verified(labels_name), _LABELS_MAGIC, labels_name).long()
+    if images.shape[1:] != (28, 28) or images.shape[0] != labels.shape[0]:
+        raise MNISTFormatError(f"images {tuple(images.shape)} do not match labels {tuple(labels.shape)}")
+    return images, labels
+
+
+def normalized_images(images: torch.Tensor) -> torch.Tensor:
+    """Scale uint8 images to [0, 1] and normalise with the tutorial's mean and std.
+
+    Returns float32 ``[N, 1, 28, 28]``: the same values as torchvision's
+    ``Compose([ToTensor(), Normalize((0.1307,), (0.3081,))])`` applied image by
+    image, without needing torchvision or PIL.
+    """
+    scaled = images.to(torch.float32).div(255)
+    return scaled.sub(MEAN).div(STD).unsqueeze(1)
+
+
+def default_root() -> pathlib.Path:
+    """Per-user directory for :func:`prepare_torchvision_root`.
+
+    ``$SECURE_MNIST_DATA`` if set, else ``secure_mnist`` in the user's cache
+    directory (``$XDG_CACHE_HOME``, by default ``~/.cache``).
+    """
+    override = os.environ.get("SECURE_MNIST_DATA")
+    if override:
+        return pathlib.Path(override).expanduser()
+    cache = os.environ.get("XDG_CACHE_HOME") or pathlib.Path.home() / ".cache"
+    return pathlib.Path(cache) / "secure_mnist"
+
+
+def _write_if_different(path: pathlib.Path, data: bytes) -> None:
+    """Write atomically, skipping files that already hold exactly ``data``."""
+    if path.is_file() and path.stat().st_size == len(data) and path.read_bytes() == data:
+        return
+    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False) as tmp:
+        tmp.write(data)
+    os.replace(tmp.name, path)
+
+
+def prepare_torchvision_root(root: str | os.PathLike[str]) -> pathlib.Path:
+    """Lay out verified MNIST under ``root/MNIST/raw/`` and return ``root``.
+
+    ``torchvision.datasets.MNIST(root, download=True)`` then finds the
+    uncompressed files and never goes to the network.  The ``.gz`` files are
+    copied too because torchvision's layout lists them; they are not needed
+    once the uncompressed files are there.
+    """
+    root = pathlib.Path(root)
+    raw = root / "MNIST" / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    for name in CANONICAL_MD5:
+        _write_if_different(raw / name, _read_verified(name))
+        _write_if_different(raw / f"{name}.gz", (DATA_DIR / f"{name}.gz").read_bytes())
+    return root

@@ -1,0 +1,29 @@
+"""Every error secure_mnist raises on purpose, so callers can catch them precisely."""
+
+
+class SecureMNISTError(Exception):
+    """Base class of the package's own errors."""
+
+
+class FixedPointOverflowError(SecureMNISTError, OverflowError):
+    """A value left the range a fixed-point ring element can hold: it would wrap around silently."""
+
+
+class EncodingError(SecureMNISTError, ValueError):
+    """A value cannot be encoded at all (NaN or infinity)."""
+
+
+class PrecisionMismatchError(SecureMNISTError, ValueError):
+    """Two fixed-point tensors with different scales were combined."""
+
+
+class PartyMismatchError(SecureMNISTError, ValueError):
+    """Two shared tensors held by different groups of parties were combined."""
+
+
+class NotSharedError(SecureMNISTError, TypeError):
+    """A secret-sharing operation (get, refresh, ...) was asked of a tensor that is not shared."""
+
+
+class SetupError(SecureMNISTError, ValueError):
+    """The parties were set up in a way the protocols do not support."""

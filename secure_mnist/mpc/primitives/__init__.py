@@ -1,0 +1,1 @@
+"""Two-party protocols on shared ring tensors: products, truncation, binary AND, comparison."""

@@ -1,0 +1,29 @@
+"""Bitwise AND of XOR-shared 64-bit words, with a binary Beaver triple from the crypto provider.
+
+XOR is the addition of the field of bits, so AND plays the role of multiplication: open
+d = x ^ a and e = y ^ b, then x & y = c ^ (d & b) ^ (e & a) ^ (d & e), the last term added by one
+worker only. One round; each worker sends two words per element.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ...parties import Worker
+from ..session import Session
+from ..sharing import open_to_workers
+
+XorShares = dict[Worker, torch.Tensor]
+BinaryTriple = dict[Worker, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
+
+
+def and_(session: Session, x: XorShares, y: XorShares, triple: BinaryTriple) -> XorShares:
+    """XOR shares of x & y (flat int64 words), consuming one binary triple of the same size."""
+    masked = {w: (x[w] ^ triple[w][0], y[w] ^ triple[w][1]) for w in x}
+    opened = open_to_workers(masked, session, combine=torch.bitwise_xor)
+    out = {}
+    for worker, (d, e) in opened.items():
+        a, b, c = triple[worker]
+        z = c ^ (d & b) ^ (e & a)
+        out[worker] = z ^ (d & e) if worker is session.first else z
+    return out

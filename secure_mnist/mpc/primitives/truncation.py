@@ -1,0 +1,36 @@
+"""Division of a shared value by a public integer, as used after every fixed-point product.
+
+SecureML's local truncation (Mohassel & Zhang, 2017): the first worker rounds its share down,
+the second rounds the negation of its share down and negates back. No message is sent. The result
+is x / d up to one unit in the last place, rounded up with probability equal to the discarded
+fraction (stochastic rounding, so rounding errors do not drift). It fails, by about 2^64 / d,
+only when the two shares wrap around the ring on addition: for |x| < 2^k this happens with
+probability at most 2^(k+1-64) per element (2^-37 for |x| < 2^26).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ...profiling import timed
+from ..sharing import AdditiveSharingTensor
+
+
+@timed("truncation")
+def truncate(x: AdditiveSharingTensor, divisor: int) -> AdditiveSharingTensor:
+    """Shares of x / divisor (rounded stochastically) for a public positive integer divisor."""
+    if divisor < 1:
+        raise ValueError(f"truncation needs a positive integer divisor, got {divisor}")
+    if divisor == 1:
+        return x
+    first = x.session.first
+    shift = divisor.bit_length() - 1
+    power_of_two = divisor == 1 << shift
+    out = {}
+    for worker, share in x.local_shares().items():
+        if power_of_two:
+            out[worker] = share >> shift if worker is first else -((-share) >> shift)
+        else:
+            out[worker] = (torch.div(share, divisor, rounding_mode="floor") if worker is first
+                           else -torch.div(-share, divisor, rounding_mode="floor"))
+    return AdditiveSharingTensor(x.session, out)

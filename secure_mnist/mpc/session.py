@@ -1,0 +1,142 @@
+"""A session groups two workers, a crypto provider and a client around one communicator."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from ..communicator import Communicator, InProcessCommunicator
+from ..encoding import FixedPointEncoder
+from ..errors import SetupError
+from ..parties import Client, CryptoProvider, Party, Worker
+from .randomness import PRG, derive_seed
+
+
+class Session:
+    """The parties of one secure computation and the channel between them.
+
+    The protocols here are two-party protocols with a dealer (SPDZ-style multiplication with a
+    trusted crypto provider, SecureML truncation, a two-share binary adder for comparison), so a
+    session has exactly two workers.
+    """
+
+    def __init__(
+        self,
+        workers: Sequence[Worker | str] = ("alice", "bob"),
+        crypto_provider: CryptoProvider | str | None = "crypto_provider",
+        client: Client | str = "me",
+        encoder: FixedPointEncoder | None = None,
+        communicator: Communicator | None = None,
+        seed: bytes | int | None = None,
+    ) -> None:
+        if len(workers) < 2:
+            raise SetupError(f"secret sharing needs 2 workers, got {len(workers)}: {list(workers)}")
+        if len(workers) > 2:
+            raise SetupError(
+                f"secure_mnist's protocols are two-party (with a crypto provider); got {len(workers)} workers"
+            )
+        if crypto_provider is None:
+            raise SetupError("multiplication and comparison need a crypto provider to deal Beaver triples")
+        master = _master_seed(seed)
+        self.workers: tuple[Worker, Worker] = tuple(_party(Worker, w, master) for w in workers)  # type: ignore[assignment]
+        self.provider: CryptoProvider = _party(CryptoProvider, crypto_provider, master)
+        self.client: Client = _party(Client, client, master)
+        names = [p.name for p in (*self.workers, self.provider, self.client)]
+        if len(set(names)) != len(names):
+            raise SetupError(f"every party needs its own name, got {names}")
+        self.encoder = encoder or FixedPointEncoder()
+        self.comm = communicator or InProcessCommunicator(names)
+        self.peer = {self.workers[0].name: self.workers[1].name, self.workers[1].name: self.workers[0].name}
+        self._keys = itertools.count()
+        self._zero_prgs = self._agree_on_zero_sharing_seeds()
+
+    # -- who runs here -------------------------------------------------------------------------
+    @property
+    def first(self) -> Worker:
+        """The worker that adds public constants (any fixed one would do)."""
+        return self.workers[0]
+
+    @property
+    def local_workers(self) -> list[Worker]:
+        return [w for w in self.workers if self.comm.is_local(w.name)]
+
+    def is_local(self, party: Party) -> bool:
+        return self.comm.is_local(party.name)
+
+    def parties(self) -> tuple[Party, ...]:
+        return (*self.workers, self.provider, self.client)
+
+    def new_key(self) -> int:
+        """A tensor key, the same in every process because all run the same sequence of operations."""
+        return next(self._keys)
+
+    def free(self, key: int) -> None:
+        for worker in self.workers:
+            worker.store.pop(key, None)
+
+    # -- zero sharing ----------------------------------------------------------------------------
+    def _agree_on_zero_sharing_seeds(self) -> dict[str, PRG]:
+        """The workers agree on a common seed once; afterwards fresh shares of zero cost no messages."""
+        first, second = self.workers
+        prgs: dict[str, PRG] = {}
+        if self.is_local(first):
+            seed = first.prg.seed()
+            self.comm.send(first.name, second.name, torch.frombuffer(bytearray(seed), dtype=torch.uint8))
+            prgs[first.name] = PRG(seed)
+        if self.is_local(second):
+            prgs[second.name] = PRG(self.comm.recv(second.name, first.name).numpy().tobytes())
+        return prgs
+
+    def zero_shares(self, shape: torch.Size) -> dict[Worker, torch.Tensor]:
+        """Fresh shares of zero: the first worker adds r, the second subtracts the same r."""
+        out = {}
+        for worker in self.local_workers:
+            mask = self._zero_prgs[worker.name].ring(shape)
+            out[worker] = mask if worker is self.first else -mask
+        return out
+
+    def describe(self) -> str:
+        return f"workers {self.workers[0].name}, {self.workers[1].name}; crypto provider {self.provider.name}"
+
+
+def _master_seed(seed: bytes | int | None) -> bytes:
+    if seed is None:
+        return os.urandom(16)
+    if isinstance(seed, int):
+        return seed.to_bytes(16, "little", signed=False)
+    return seed
+
+
+def _party(kind: type[Party], party: Party | str, master: bytes) -> Party:
+    if isinstance(party, Party):
+        if not isinstance(party, kind):
+            raise SetupError(f"{party.name} is a {type(party).__name__}, expected a {kind.__name__}")
+        return party
+    return kind(party, PRG(derive_seed(master, party)))
+
+
+_GROUPS: dict[tuple[str, ...], Session] = {}
+
+
+def session_for(workers: Sequence[Any], crypto_provider: Any) -> Session:
+    """The one session of a group of parties, so that all tensors shared among them combine.
+
+    Accepts Worker/CryptoProvider objects or PySyft-style VirtualWorkers (anything with `as_role`).
+    """
+    if crypto_provider is None:
+        raise SetupError("share() needs crypto_provider=...: it deals the Beaver triples for multiplication")
+    if len(workers) < 2:
+        raise SetupError(f"secret sharing needs 2 workers, got {len(workers)}")
+    roles = [w.as_role(Worker) if hasattr(w, "as_role") else w for w in workers]
+    provider = crypto_provider.as_role(CryptoProvider) if hasattr(crypto_provider, "as_role") else crypto_provider
+    for party in (*roles, provider):
+        if not isinstance(party, Party):
+            raise SetupError(f"expected parties (workers and a crypto provider), got {party!r}")
+    key = (*(p.name for p in roles), provider.name)
+    if key not in _GROUPS:
+        _GROUPS[key] = Session(workers=roles, crypto_provider=provider)
+    return _GROUPS[key]

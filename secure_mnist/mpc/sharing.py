@@ -1,0 +1,164 @@
+"""Additive secret sharing over Z_2^64: a secret x is split as x = x_alice + x_bob (mod 2^64).
+
+Either share alone is a uniformly random int64, independent of x. Linear operations (add, subtract,
+multiply by a public integer, sum, reshape) are local: each worker applies them to its own share.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from ..errors import PartyMismatchError
+from ..parties import Party, Worker
+from .session import Session
+
+Shares = dict[Worker, torch.Tensor]
+
+
+class AdditiveSharingTensor:
+    """A tensor of ring elements, one additive share held by each worker.
+
+    The object itself is only a handle (session and key): each worker keeps its share in its own
+    store, under this key.
+    """
+
+    __slots__ = ("session", "key", "shape")
+
+    def __init__(self, session: Session, shares: Shares) -> None:
+        self.session = session
+        self.key = session.new_key()
+        shape = None
+        for worker, share in shares.items():
+            worker.store[self.key] = share
+            shape = share.shape
+        self.shape: torch.Size = shape if shape is not None else torch.Size()
+
+    def __del__(self) -> None:
+        try:
+            self.session.free(self.key)
+        except Exception:  # interpreter shutdown: the stores may already be gone
+            pass
+
+    @classmethod
+    def public(cls, session: Session, value: torch.Tensor) -> AdditiveSharingTensor:
+        """A public value in shared form: the first worker holds it, the other holds zero. No message."""
+        return cls(session, {w: value.clone() if w is session.first else torch.zeros_like(value)
+                             for w in session.local_workers})
+
+    # -- access ---------------------------------------------------------------------------------
+    def share_of(self, worker: Worker) -> torch.Tensor:
+        return worker.store[self.key]
+
+    def local_shares(self) -> Shares:
+        return {w: w.store[self.key] for w in self.session.local_workers}
+
+    def _same_parties(self, other: AdditiveSharingTensor) -> None:
+        if other.session is not self.session:
+            raise PartyMismatchError(
+                f"cannot combine a tensor shared among ({self.session.describe()}) with one shared "
+                f"among ({other.session.describe()}): share both with the same workers"
+            )
+
+    def map(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> AdditiveSharingTensor:
+        """Apply a local, linear function to every share (reshape, sum, index, ...)."""
+        return AdditiveSharingTensor(self.session, {w: fn(s) for w, s in self.local_shares().items()})
+
+    def zip(self, other: AdditiveSharingTensor, fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> AdditiveSharingTensor:
+        self._same_parties(other)
+        return AdditiveSharingTensor(
+            self.session, {w: fn(w.store[self.key], w.store[other.key]) for w in self.session.local_workers}
+        )
+
+    # -- linear operations ------------------------------------------------------------------------
+    def __add__(self, other: AdditiveSharingTensor) -> AdditiveSharingTensor:
+        return self.zip(other, torch.add)
+
+    def __sub__(self, other: AdditiveSharingTensor) -> AdditiveSharingTensor:
+        return self.zip(other, torch.sub)
+
+    def __neg__(self) -> AdditiveSharingTensor:
+        return self.map(torch.neg)
+
+    def add_public(self, value: torch.Tensor) -> AdditiveSharingTensor:
+        """x + c for a public ring element c: one worker adds it, the other keeps its share."""
+        first = self.session.first
+        return AdditiveSharingTensor(
+            self.session, {w: s + value if w is first else s.expand(torch.broadcast_shapes(s.shape, value.shape))
+                           for w, s in self.local_shares().items()}
+        )
+
+    def mul_public(self, value: torch.Tensor | int) -> AdditiveSharingTensor:
+        """x * c for a public integer c: local."""
+        return self.map(lambda s: s * value)
+
+    def refresh(self) -> AdditiveSharingTensor:
+        """The same secret under fresh shares: add shares of zero from the workers' common seed."""
+        zeros = self.session.zero_shares(self.shape)
+        return AdditiveSharingTensor(self.session, {w: s + zeros[w] for w, s in self.local_shares().items()})
+
+    def __repr__(self) -> str:
+        return f"[AdditiveSharingTensor shape={tuple(self.shape)} held by {self.session.describe()}]"
+
+
+def share_secret(session: Session, owner: Party, secret: torch.Tensor | None, split: str = "add") -> AdditiveSharingTensor:
+    """The owner splits a ring tensor into random shares and sends one to each worker.
+
+    `split="xor"` makes XOR shares instead (binary sharing, used inside comparisons). `secret` is
+    only read where the owner runs; the other processes pass None and just receive.
+    """
+    first, second = session.workers
+    shares: Shares = {}
+    if session.is_local(owner):
+        assert secret is not None, "the owner must hold the secret it shares"
+        mask = owner.prg.ring(secret.shape)
+        other = secret ^ mask if split == "xor" else secret - mask
+        for worker, share in ((first, mask), (second, other)):
+            if worker is owner:
+                shares[worker] = share
+            else:
+                session.comm.send(owner.name, worker.name, share)
+    for worker in session.local_workers:
+        if worker is not owner:
+            shares[worker] = session.comm.recv(worker.name, owner.name)
+    return AdditiveSharingTensor(session, shares)
+
+
+def reveal_to(x: AdditiveSharingTensor, receiver: Party) -> torch.Tensor | None:
+    """Both workers send their shares to `receiver`, who alone reconstructs the secret.
+
+    Returns the secret where the receiver runs, None elsewhere.
+    """
+    session = x.session
+    for worker in session.local_workers:
+        if worker is not receiver:
+            session.comm.send(worker.name, receiver.name, x.share_of(worker))
+    if not session.is_local(receiver):
+        return None
+    total = torch.zeros(x.shape, dtype=torch.int64)
+    for worker in session.workers:
+        total = total + (x.share_of(worker) if worker is receiver else session.comm.recv(receiver.name, worker.name))
+    return total
+
+
+def open_to_workers(values: dict[Worker, tuple[torch.Tensor, ...]], session: Session,
+                    combine: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = torch.add) -> dict[Worker, list[torch.Tensor]]:
+    """One round in which the workers open masked values to each other.
+
+    Each worker sends its shares of the (already masked) values and combines the peer's shares
+    with its own (`torch.add` for additive shares, `torch.bitwise_xor` for XOR shares): both end
+    up with the same public values, reconstructed at the worker, never here. Several tensors
+    travel as one message.
+    """
+    sizes: list[int] = []
+    packed = {}
+    for worker, tensors in values.items():
+        sizes = [t.numel() for t in tensors]
+        packed[worker.name] = torch.cat([t.reshape(-1) for t in tensors])
+    received = session.comm.exchange(packed, session.peer)
+    opened: dict[Worker, list[torch.Tensor]] = {}
+    for worker, tensors in values.items():
+        flat = combine(packed[worker.name], received[worker.name])
+        opened[worker] = [part.view(t.shape) for part, t in zip(flat.split(sizes), tensors)]
+    return opened

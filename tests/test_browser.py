@@ -1,0 +1,235 @@
+"""A reader's path through the built site, in a real browser (Debian's chromium, headless).
+
+Open the English tutorial, click the language switcher to Bengali, and check what a person
+would see: a Bengali page, in a font that has Bengali glyphs, with the notebook's executed
+output. Chromium is driven over the DevTools protocol with `websocket-client`; no browser is
+downloaded. Screenshots go to build/screenshots/.
+
+Needs: apt-get install chromium fonts-noto-core. Skipped when chromium is absent, except in
+CI (CI=true), where its absence is a failure.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from docs_support import REPO
+
+websocket = pytest.importorskip("websocket", reason="websocket-client is not installed")
+
+SCREENSHOTS = REPO / "build" / "screenshots"
+BENGALI_FONTS = ("Noto Sans Bengali", "Noto Serif Bengali", "Hind Siliguri", "Kalpurush", "SolaimanLipi")
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--hide-scrollbars",
+    "--window-size=1280,900",
+    "--remote-debugging-port=0",
+]
+TIMEOUT = 30.0
+
+
+def _chromium() -> str:
+    for name in ("chromium", "chromium-browser"):
+        if path := shutil.which(name):
+            return path
+    message = "chromium is not installed (apt-get install chromium fonts-noto-core)"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _wait_until(condition: Any, what: str, timeout: float = TIMEOUT) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if result := condition():
+            return result
+        time.sleep(0.1)
+    raise TimeoutError(f"timed out waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def site_url(built_site: Path) -> Iterator[str]:
+    """The built site over HTTP on 127.0.0.1 (the language switcher's links need a server)."""
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory", str(built_site)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+
+        def up() -> bool:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    return True
+            except OSError:
+                return False
+
+        _wait_until(up, "the HTTP server")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+class DevTools:
+    """Just enough of the DevTools protocol: commands, and waiting for one event."""
+
+    def __init__(self, url: str) -> None:
+        self.socket = websocket.create_connection(url, timeout=TIMEOUT, suppress_origin=True)
+        self.next_id = 0
+        self.events: list[dict[str, Any]] = []
+
+    def send(self, method: str, **params: Any) -> dict[str, Any]:
+        self.next_id += 1
+        self.socket.send(json.dumps({"id": self.next_id, "method": method, "params": params}))
+        while True:
+            message = json.loads(self.socket.recv())
+            if message.get("id") == self.next_id:
+                if "error" in message:
+                    raise RuntimeError(f"{method}: {message['error']}")
+                result: dict[str, Any] = message["result"]
+                return result
+            self.events.append(message)
+
+    def wait_for(self, event: str) -> dict[str, Any]:
+        deadline = time.monotonic() + TIMEOUT
+        while time.monotonic() < deadline:
+            for index, message in enumerate(self.events):
+                if message.get("method") == event:
+                    return self.events.pop(index)
+            self.events.append(json.loads(self.socket.recv()))
+        raise TimeoutError(event)
+
+    def evaluate(self, expression: str) -> Any:
+        result = self.send("Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True)
+        if "exceptionDetails" in result:
+            raise RuntimeError(f"{expression}: {result['exceptionDetails']}")
+        return result["result"].get("value")
+
+    def click(self, selector: str) -> None:
+        """A real mouse click at the element's centre: hover first, as a person's pointer would."""
+        box = self.evaluate(
+            f"(() => {{ const r = document.querySelector({json.dumps(selector)}).getBoundingClientRect();"
+            " return [r.x + r.width / 2, r.y + r.height / 2, r.width * r.height]; })()"
+        )
+        x, y, area = box
+        assert area > 0, f"{selector} is not visible"
+        self.send("Input.dispatchMouseEvent", type="mouseMoved", x=x, y=y)
+        for kind in ("mousePressed", "mouseReleased"):
+            self.send("Input.dispatchMouseEvent", type=kind, x=x, y=y, button="left", clickCount=1)
+
+    def screenshot(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(base64.b64decode(self.send("Page.captureScreenshot", format="png")["data"]))
+
+    def close(self) -> None:
+        self.socket.close()
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevTools]:
+    profile = tmp_path_factory.mktemp("chromium-profile")
+    log = (profile.parent / "chromium.log").open("w")
+    process = subprocess.Popen(
+        [_chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "about:blank"], stdout=log, stderr=log
+    )
+    try:
+        port_file = profile / "DevToolsActivePort"
+        _wait_until(lambda: port_file.exists() and port_file.read_text().strip(), "chromium's DevTools port")
+        port = int(port_file.read_text().split()[0])
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=TIMEOUT) as response:
+            (page,) = [target for target in json.load(response) if target["type"] == "page"][:1]
+        tools = DevTools(page["webSocketDebuggerUrl"])
+        for domain in ("Page", "Runtime", "DOM", "CSS"):
+            tools.send(f"{domain}.enable")
+        yield tools
+        tools.close()
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+def _bengali_text_node_fonts(tools: DevTools) -> list[dict[str, Any]]:
+    """Fonts chromium actually used for the first Bengali text in the notebook's prose."""
+    tools.evaluate(
+        """(() => {
+            const cells = document.querySelectorAll('.md-content .jp-RenderedMarkdown p, .md-content p');
+            const probe = [...cells].find(p => [...p.childNodes].some(
+                n => n.nodeType === 3 && /[\\u0980-\\u09FF]/.test(n.textContent)));
+            probe.setAttribute('data-font-probe', '');
+        })()"""
+    )
+    root = tools.send("DOM.getDocument", depth=-1)["root"]["nodeId"]
+    node = tools.send("DOM.querySelector", nodeId=root, selector="[data-font-probe]")["nodeId"]
+    fonts: list[dict[str, Any]] = tools.send("CSS.getPlatformFontsForNode", nodeId=node)["fonts"]
+    return fonts
+
+
+def _load(tools: DevTools, url: str) -> None:
+    tools.events.clear()
+    tools.send("Page.navigate", url=url)
+    tools.wait_for("Page.loadEventFired")
+
+
+def _executed_output(tools: DevTools) -> str:
+    script = "[...document.querySelectorAll('.jp-OutputArea-output')].map(e => e.innerText).join('\\n')"
+    return str(tools.evaluate(script))
+
+
+def test_language_switch_to_bengali_tutorial(browser: DevTools, site_url: str) -> None:
+    _load(browser, f"{site_url}/tutorial/")
+    assert browser.evaluate("document.documentElement.lang") == "en"
+    english_output = _executed_output(browser)
+    assert english_output.strip(), "the English tutorial shows no executed output"
+    browser.screenshot(SCREENSHOTS / "tutorial-en.png")
+
+    browser.events.clear()
+    browser.click(".md-header__option .md-select > button")  # hover opens the language menu
+    browser.click('.md-select__link[hreflang="bn"]')
+    browser.wait_for("Page.loadEventFired")
+    _wait_until(lambda: browser.evaluate("document.fonts.status") == "loaded", "fonts to load")
+
+    assert browser.evaluate("location.pathname") == "/bn/tutorial/"
+    assert browser.evaluate("document.documentElement.lang") == "bn"
+    bengali_letters = browser.evaluate(
+        "(document.querySelector('.md-content').innerText.match(/[\\u0980-\\u09FF]/g) || []).length"
+    )
+    assert bengali_letters > 100, "the Bengali page has hardly any Bengali text"
+    assert _executed_output(browser) == english_output, "the Bengali tutorial's output differs"
+
+    fonts = _bengali_text_node_fonts(browser)
+    main_font = max(fonts, key=lambda font: font["glyphCount"])["familyName"]
+    print(f"\nBengali prose rendered with: {fonts}")
+    assert main_font in BENGALI_FONTS, f"Bengali text rendered in {main_font!r}"
+    browser.screenshot(SCREENSHOTS / "tutorial-bn.png")
