@@ -13,6 +13,7 @@ from ..mpc.sharing import AdditiveSharingTensor
 Grads = tuple["FixedPrecisionTensor | None", ...]
 
 
+# --8<-- [start:GradFunc]
 class GradFunc:
     """A node of the backward graph; `inputs` are the AutogradTensors the gradient flows to."""
 
@@ -28,8 +29,10 @@ class GradFunc:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__}>"
+# --8<-- [end:GradFunc]
 
 
+# --8<-- [start:unbroadcast]
 def unbroadcast(grad: FixedPrecisionTensor, shape) -> FixedPrecisionTensor:
     """Sum a gradient over the dimensions that broadcasting added or stretched (e.g. a bias)."""
     while grad.dim() > len(shape):
@@ -38,8 +41,10 @@ def unbroadcast(grad: FixedPrecisionTensor, shape) -> FixedPrecisionTensor:
         if size == 1 and grad.shape[dim] != 1:
             grad = grad.sum(dim, keepdim=True)
     return grad
+# --8<-- [end:unbroadcast]
 
 
+# --8<-- [start:AddBackward]
 class AddBackward(GradFunc):
     def __init__(self, self_, other):
         super().__init__(self_, other)
@@ -47,6 +52,7 @@ class AddBackward(GradFunc):
 
     def gradient(self, grad):
         return unbroadcast(grad, self.shapes[0]), unbroadcast(grad, self.shapes[1])
+# --8<-- [end:AddBackward]
 
 
 class SubBackward(GradFunc):
@@ -63,6 +69,7 @@ class NegBackward(GradFunc):
         return (-grad,)
 
 
+# --8<-- [start:MulBackward]
 class MulBackward(GradFunc):
     def __init__(self, self_, other):
         super().__init__(self_, other)
@@ -73,8 +80,10 @@ class MulBackward(GradFunc):
         grad_self_ = unbroadcast(grad * self.other, self.self_.shape) if self.needs(0) else None
         grad_other = unbroadcast(grad * self.self_, self.other.shape) if self.needs(1) else None
         return grad_self_, grad_other
+# --8<-- [end:MulBackward]
 
 
+# --8<-- [start:MatmulBackward]
 class MatmulBackward(GradFunc):
     def __init__(self, self_, other):
         super().__init__(self_, other)
@@ -85,8 +94,10 @@ class MatmulBackward(GradFunc):
         grad_self_ = grad @ self.other.t() if self.needs(0) else None
         grad_other = self.self_.t() @ grad if self.needs(1) else None
         return grad_self_, grad_other
+# --8<-- [end:MatmulBackward]
 
 
+# --8<-- [start:PowBackward]
 class PowBackward(GradFunc):
     def __init__(self, self_, power: int):
         super().__init__(self_)
@@ -95,8 +106,10 @@ class PowBackward(GradFunc):
 
     def gradient(self, grad):
         return (grad * (self.self_ ** (self.power - 1) * self.power) if self.power > 1 else grad,)
+# --8<-- [end:PowBackward]
 
 
+# --8<-- [start:DivBackward]
 class DivBackward(GradFunc):
     """Division by a public number: the gradient is divided by it too."""
 
@@ -106,8 +119,10 @@ class DivBackward(GradFunc):
 
     def gradient(self, grad):
         return (grad / self.divisor,)
+# --8<-- [end:DivBackward]
 
 
+# --8<-- [start:SumBackward]
 class SumBackward(GradFunc):
     def __init__(self, self_, dim=None, keepdim=False):
         super().__init__(self_)
@@ -117,8 +132,10 @@ class SumBackward(GradFunc):
         if self.dim is not None and not self.keepdim:
             grad = grad.unsqueeze(self.dim)
         return (grad.expand(*self.shape),)
+# --8<-- [end:SumBackward]
 
 
+# --8<-- [start:ReluBackward]
 class ReluBackward(GradFunc):
     """ReLU's derivative is the bit [x >= 0] the forward pass already computed, still shared."""
 
@@ -128,6 +145,7 @@ class ReluBackward(GradFunc):
 
     def gradient(self, grad):
         return (grad._wrap(_mul_bits(grad.child, self.positive)),)
+# --8<-- [end:ReluBackward]
 
 
 class ViewBackward(GradFunc):

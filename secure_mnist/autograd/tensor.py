@@ -215,6 +215,7 @@ def _ones_like(x: FixedPrecisionTensor) -> FixedPrecisionTensor:
     return FixedPrecisionTensor(AdditiveSharingTensor.public(x.session, ones), x.encoder)
 
 
+# --8<-- [start:topological_order]
 def _topological_order(root: AutogradTensor) -> list[AutogradTensor]:
     """Nodes from the output back to the leaves, each after everything that depends on it."""
     order: list[AutogradTensor] = []
@@ -234,6 +235,7 @@ def _topological_order(root: AutogradTensor) -> list[AutogradTensor]:
                 if isinstance(parent, AutogradTensor) and id(parent) not in seen:
                     stack.append((parent, False))
     return order[::-1]
+# --8<-- [end:topological_order]
 
 
 def _linear(input, weight, bias=None):

@@ -102,6 +102,7 @@ class AdditiveSharingTensor:
         return f"[AdditiveSharingTensor shape={tuple(self.shape)} held by {self.session.describe()}]"
 
 
+# --8<-- [start:share_secret]
 def share_secret(session: Session, owner: Party, secret: torch.Tensor | None, split: str = "add") -> AdditiveSharingTensor:
     """The owner splits a ring tensor into random shares and sends one to each worker.
 
@@ -123,8 +124,10 @@ def share_secret(session: Session, owner: Party, secret: torch.Tensor | None, sp
         if worker is not owner:
             shares[worker] = session.comm.recv(worker.name, owner.name)
     return AdditiveSharingTensor(session, shares)
+# --8<-- [end:share_secret]
 
 
+# --8<-- [start:reveal_to]
 def reveal_to(x: AdditiveSharingTensor, receiver: Party) -> torch.Tensor | None:
     """Both workers send their shares to `receiver`, who alone reconstructs the secret.
 
@@ -140,8 +143,10 @@ def reveal_to(x: AdditiveSharingTensor, receiver: Party) -> torch.Tensor | None:
     for worker in session.workers:
         total = total + (x.share_of(worker) if worker is receiver else session.comm.recv(receiver.name, worker.name))
     return total
+# --8<-- [end:reveal_to]
 
 
+# --8<-- [start:open_to_workers]
 def open_to_workers(values: dict[Worker, tuple[torch.Tensor, ...]], session: Session,
                     combine: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = torch.add) -> dict[Worker, list[torch.Tensor]]:
     """One round in which the workers open masked values to each other.
@@ -162,3 +167,4 @@ def open_to_workers(values: dict[Worker, tuple[torch.Tensor, ...]], session: Ses
         flat = combine(packed[worker.name], received[worker.name])
         opened[worker] = [part.view(t.shape) for part, t in zip(flat.split(sizes), tensors)]
     return opened
+# --8<-- [end:open_to_workers]

@@ -16,6 +16,7 @@ from ..provider.dealer import Bilinear, beaver_triple
 from ..sharing import AdditiveSharingTensor, open_to_workers
 
 
+# --8<-- [start:beaver_product]
 def beaver_product(x: AdditiveSharingTensor, y: AdditiveSharingTensor, op: Bilinear) -> AdditiveSharingTensor:
     """Shares of op(x, y) in Z_2^64 (no fixed-point rescaling here)."""
     x._same_parties(y)
@@ -31,6 +32,7 @@ def beaver_product(x: AdditiveSharingTensor, y: AdditiveSharingTensor, op: Bilin
         share += c
         product[worker] = share
     return AdditiveSharingTensor(session, product)
+# --8<-- [end:beaver_product]
 
 
 @timed("elementwise products")

@@ -17,6 +17,7 @@ XorShares = dict[Worker, torch.Tensor]
 BinaryTriple = dict[Worker, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
 
 
+# --8<-- [start:and]
 def and_(session: Session, x: XorShares, y: XorShares, triple: BinaryTriple) -> XorShares:
     """XOR shares of x & y (flat int64 words), consuming one binary triple of the same size."""
     masked = {w: (x[w] ^ triple[w][0], y[w] ^ triple[w][1]) for w in x}
@@ -27,3 +28,4 @@ def and_(session: Session, x: XorShares, y: XorShares, triple: BinaryTriple) -> 
         z = c ^ (d & b) ^ (e & a)
         out[worker] = z ^ (d & e) if worker is session.first else z
     return out
+# --8<-- [end:and]

@@ -30,6 +30,7 @@ WORD_BITS = 64
 SHIFTS = (1, 2, 4, 8, 16, 32)
 
 
+# --8<-- [start:sign_bit_xor]
 def sign_bit_xor(x: AdditiveSharingTensor) -> XorShares:
     """XOR shares of the top bit of x (1 where x < 0), flat, in bit 0 of each word."""
     session = x.session
@@ -57,8 +58,10 @@ def sign_bit_xor(x: AdditiveSharingTensor) -> XorShares:
             generate = {w: generate[w] ^ both[w][:n] for w in both}
             p = {w: both[w][n:] for w in both}
     return {w: ((propagate[w] ^ (generate[w] << 1)) >> (WORD_BITS - 1)) & 1 for w in propagate}
+# --8<-- [end:sign_bit_xor]
 
 
+# --8<-- [start:bit_to_arithmetic]
 def bit_to_arithmetic(bits: XorShares, x: AdditiveSharingTensor) -> AdditiveSharingTensor:
     """Additive shares (shaped like x) of a XOR-shared bit b, using a random bit r dealt in both sharings.
 
@@ -75,6 +78,7 @@ def bit_to_arithmetic(bits: XorShares, x: AdditiveSharingTensor) -> AdditiveShar
         share = (1 - 2 * c) * random_bits[worker][1]
         out[worker] = (share + c if worker is session.first else share).view(x.shape)
     return AdditiveSharingTensor(session, out)
+# --8<-- [end:bit_to_arithmetic]
 
 
 @timed("comparisons")

@@ -16,6 +16,7 @@ from ...profiling import timed
 from ..sharing import AdditiveSharingTensor
 
 
+# --8<-- [start:truncate]
 @timed("truncation")
 def truncate(x: AdditiveSharingTensor, divisor: int) -> AdditiveSharingTensor:
     """Shares of x / divisor (rounded stochastically) for a public positive integer divisor."""
@@ -34,3 +35,4 @@ def truncate(x: AdditiveSharingTensor, divisor: int) -> AdditiveSharingTensor:
             out[worker] = (torch.div(share, divisor, rounding_mode="floor") if worker is first
                            else -torch.div(-share, divisor, rounding_mode="floor"))
     return AdditiveSharingTensor(x.session, out)
+# --8<-- [end:truncate]

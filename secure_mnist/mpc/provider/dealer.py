@@ -47,6 +47,7 @@ def deal(session: Session, secrets: Sequence[torch.Tensor] | None, shapes: Seque
     return dealt
 
 
+# --8<-- [start:beaver_triple]
 def beaver_triple(session: Session, op: Bilinear, shape_a: torch.Size, shape_b: torch.Size) -> Dealt:
     """Shares of random a, b and c = op(a, b), for any bilinear op (elementwise product, matmul)."""
     shape_c = output_shape(op, tuple(shape_a), tuple(shape_b))
@@ -56,6 +57,7 @@ def beaver_triple(session: Session, op: Bilinear, shape_a: torch.Size, shape_b: 
         b = session.provider.prg.ring(shape_b)
         secrets = [a, b, op(a, b)]
     return deal(session, secrets, [shape_a, shape_b, shape_c])
+# --8<-- [end:beaver_triple]
 
 
 def binary_triples(session: Session, sizes: Sequence[int]) -> dict[Worker, list[tuple[torch.Tensor, ...]]]:
