@@ -65,7 +65,7 @@ def test_no_party_receives_a_secret_or_its_encoding():
     secrets = secrets[(secrets != 0) & (secrets != 1)]  # 0 and 1 occur as opened random bits
     for worker in session.workers:
         received = torch.cat([t.reshape(-1).to(torch.int64) for t in inbox[worker.name]])
-        assert received.numel() > 500_000  # the test looked at a real amount of traffic
+        assert received.numel() > 200_000  # the test looked at a real amount of traffic
         found = torch.isin(received, secrets).sum().item()
         assert found == 0, f"{worker.name} received {found} values equal to encoded secrets"
 

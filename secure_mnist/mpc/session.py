@@ -52,7 +52,10 @@ class Session:
         self.comm = communicator or InProcessCommunicator(names)
         self.peer = {self.workers[0].name: self.workers[1].name, self.workers[1].name: self.workers[0].name}
         self._keys = itertools.count()
-        self._zero_prgs = self._agree_on_zero_sharing_seeds()
+        self._pair_prgs: dict[tuple[str, str], PRG] = {}
+        first, second = self.workers
+        for holder, peer in ((first, second), (self.provider, first), (self.provider, second)):
+            self._agree_on_seed(holder, peer)
 
     # -- who runs here -------------------------------------------------------------------------
     @property
@@ -78,25 +81,31 @@ class Session:
         for worker in self.workers:
             worker.store.pop(key, None)
 
-    # -- zero sharing ----------------------------------------------------------------------------
-    def _agree_on_zero_sharing_seeds(self) -> dict[str, PRG]:
-        """The workers agree on a common seed once; afterwards fresh shares of zero cost no messages."""
-        first, second = self.workers
-        prgs: dict[str, PRG] = {}
-        if self.is_local(first):
-            seed = first.prg.seed()
-            self.comm.send(first.name, second.name, torch.frombuffer(bytearray(seed), dtype=torch.uint8))
-            prgs[first.name] = PRG(seed)
-        if self.is_local(second):
-            prgs[second.name] = PRG(self.comm.recv(second.name, first.name).numpy().tobytes())
-        return prgs
+    # -- common randomness -------------------------------------------------------------------------
+    def _agree_on_seed(self, holder: Party, peer: Party) -> None:
+        """`holder` draws a seed and sends it to `peer` once; both then run the same AES stream.
+
+        Afterwards they can draw identical random values without another message: fresh shares of
+        zero between the workers, and each worker's part of the dealer's randomness.
+        """
+        if self.is_local(holder):
+            seed = holder.prg.seed()
+            self.comm.send(holder.name, peer.name, torch.frombuffer(bytearray(seed), dtype=torch.uint8))
+            self._pair_prgs[(holder.name, peer.name)] = PRG(seed)
+        if self.is_local(peer):
+            self._pair_prgs[(peer.name, holder.name)] = PRG(self.comm.recv(peer.name, holder.name).numpy().tobytes())
+
+    def common_prg(self, holder: Party, peer: Party) -> PRG:
+        """`holder`'s copy of the random stream it shares with `peer`."""
+        return self._pair_prgs[(holder.name, peer.name)]
 
     def zero_shares(self, shape: torch.Size) -> dict[Worker, torch.Tensor]:
         """Fresh shares of zero: the first worker adds r, the second subtracts the same r."""
+        first, second = self.workers
         out = {}
         for worker in self.local_workers:
-            mask = self._zero_prgs[worker.name].ring(shape)
-            out[worker] = mask if worker is self.first else -mask
+            mask = self.common_prg(worker, second if worker is first else first).ring(shape)
+            out[worker] = mask if worker is first else -mask
         return out
 
     def describe(self) -> str:

@@ -69,8 +69,7 @@ def bit_to_arithmetic(bits: XorShares, x: AdditiveSharingTensor) -> AdditiveShar
     which is linear in the additive shares of r once c is public.
     """
     session = x.session
-    n = torch.Size((x.shape.numel(),))
-    random_bits = shared_random_bits(session, n)
+    random_bits = shared_random_bits(session, x.shape.numel())
     opened = open_to_workers({w: (b ^ random_bits[w][0],) for w, b in bits.items()}, session,
                              combine=torch.bitwise_xor)
     out = {}

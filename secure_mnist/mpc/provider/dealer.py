@@ -1,10 +1,11 @@
 """A trusted dealer (the crypto provider) hands out correlated randomness.
 
-The dealer never sees data: it draws random values, computes a relation between them (c = a*b,
-c = a AND b, the same bit in two sharings) and secret-shares them to the workers through the
-communicator, exactly as a data owner shares a secret. Everything one protocol needs is dealt in
-one message per worker. Honest-but-curious security holds as long as the dealer does not collude
-with a worker.
+The dealer never sees data. It shares an AES stream with each worker (seeds agreed once, when the
+session starts), so a worker can draw its own shares of the dealer's random values: for a Beaver
+triple, both workers draw their shares of a and b, and the first worker its share of c, with no
+message at all. The dealer draws the same values, computes c = a*b (or a AND b, ...) and sends the
+second worker the one thing it cannot draw: its share of c. Honest-but-curious security holds as
+long as the dealer does not collude with a worker.
 """
 
 from __future__ import annotations
@@ -18,68 +19,70 @@ from ...parties import Worker
 from ..session import Session
 
 Bilinear = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-Dealt = dict[Worker, list[torch.Tensor]]
+Derive = Callable[[torch.Tensor], torch.Tensor]
 
 
-def deal(session: Session, secrets: Sequence[torch.Tensor] | None, shapes: Sequence[torch.Size],
-         split: str | Sequence[str] = "add") -> Dealt:
-    """The dealer splits each secret into two random shares; each worker gets one message.
+def correlated_randomness(session: Session, n_random: int, n_derived: int, derive: Derive,
+                          sharing: str = "add", random_bits: bool = False
+                          ) -> dict[Worker, tuple[torch.Tensor, torch.Tensor]]:
+    """Each worker's flat shares of `n_random` random words r and of the `n_derived` words derive(r).
 
-    `split` is "add" (additive shares) or "xor" (XOR shares, for binary protocols), for all
-    secrets or one per secret. `secrets` is only needed where the dealer runs; every process knows
-    the shapes from the protocol.
+    `sharing` says how shares combine ("add": modulo 2^64, "xor": bitwise); `random_bits` makes r
+    random bits (XOR-shared) instead of random words. derive(r) is always shared as `sharing` says,
+    except that with random bits it is shared additively (a bit in both sharings).
     """
     dealer = session.provider
     first, second = session.workers
-    sizes = [_numel(shape) for shape in shapes]
+    join = torch.bitwise_xor if sharing == "xor" or random_bits else torch.add
+    split = torch.bitwise_xor if sharing == "xor" else torch.sub
+
+    def draw(holder, peer) -> tuple[torch.Tensor, torch.Tensor]:
+        stream = session.common_prg(holder, peer)
+        words = stream.ring((n_random + n_derived,))
+        random_part = words[:n_random] & 1 if random_bits else words[:n_random]
+        return random_part, words[n_random:]
+
     if session.is_local(dealer):
-        assert secrets is not None
-        kinds = [split] * len(secrets) if isinstance(split, str) else list(split)
-        masks = dealer.prg.ring((sum(sizes),))
-        others = [secret.reshape(-1) ^ mask if kind == "xor" else secret.reshape(-1) - mask
-                  for secret, mask, kind in zip(secrets, masks.split(sizes), kinds)]
-        session.comm.send(dealer.name, first.name, masks)
-        session.comm.send(dealer.name, second.name, torch.cat(others) if len(others) > 1 else others[0])
-    dealt: Dealt = {}
+        random_first, derived_first = draw(dealer, first)
+        random_second, _ = draw(dealer, second)
+        derived = derive(join(random_first, random_second))
+        session.comm.send(dealer.name, second.name, split(derived, derived_first))
+    shares = {}
     for worker in session.local_workers:
-        flat = session.comm.recv(worker.name, dealer.name)
-        dealt[worker] = [part.view(shape) for part, shape in zip(flat.split(sizes), shapes)]
-    return dealt
+        random_part, derived_part = draw(worker, dealer)
+        if worker is second:
+            derived_part = session.comm.recv(worker.name, dealer.name)
+        shares[worker] = (random_part, derived_part)
+    return shares
 
 
 # --8<-- [start:beaver_triple]
-def beaver_triple(session: Session, op: Bilinear, shape_a: torch.Size, shape_b: torch.Size) -> Dealt:
-    """Shares of random a, b and c = op(a, b), for any bilinear op (elementwise product, matmul)."""
+def beaver_triple(session: Session, op: Bilinear, shape_a: torch.Size, shape_b: torch.Size
+                  ) -> dict[Worker, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """Each worker's shares of random a, b and c = op(a, b), for a bilinear op (product, matmul)."""
     shape_c = output_shape(op, tuple(shape_a), tuple(shape_b))
-    secrets = None
-    if session.is_local(session.provider):
-        a = session.provider.prg.ring(shape_a)
-        b = session.provider.prg.ring(shape_b)
-        secrets = [a, b, op(a, b)]
-    return deal(session, secrets, [shape_a, shape_b, shape_c])
+    size_a = shape_a.numel()
+
+    def product(ab: torch.Tensor) -> torch.Tensor:
+        return op(ab[:size_a].view(shape_a), ab[size_a:].view(shape_b)).reshape(-1)
+
+    dealt = correlated_randomness(session, size_a + shape_b.numel(), shape_c.numel(), product)
+    return {w: (ab[:size_a].view(shape_a), ab[size_a:].view(shape_b), c.view(shape_c))
+            for w, (ab, c) in dealt.items()}
 # --8<-- [end:beaver_triple]
 
 
 def binary_triples(session: Session, sizes: Sequence[int]) -> dict[Worker, list[tuple[torch.Tensor, ...]]]:
     """XOR shares of random words a, b and c = a AND b, one triple per requested size, all at once."""
-    secrets = None
-    if session.is_local(session.provider):
-        total = sum(sizes)
-        a = session.provider.prg.ring((total,))
-        b = session.provider.prg.ring((total,))
-        secrets = [a, b, a & b]
-    total_shape = torch.Size((sum(sizes),))
-    dealt = deal(session, secrets, [total_shape] * 3, split="xor")
-    return {w: list(zip(*(part.split(list(sizes)) for part in parts))) for w, parts in dealt.items()}
+    total = sum(sizes)
+    dealt = correlated_randomness(session, 2 * total, total, lambda ab: ab[:total] & ab[total:], sharing="xor")
+    return {w: list(zip(ab[:total].split(list(sizes)), ab[total:].split(list(sizes)), c.split(list(sizes))))
+            for w, (ab, c) in dealt.items()}
 
 
-def shared_random_bits(session: Session, shape: torch.Size) -> Dealt:
-    """One random bit r per element, dealt twice: [r as XOR shares, r as additive shares]."""
-    secrets = None
-    if session.is_local(session.provider):
-        r = session.provider.prg.bits(shape)
-        secrets = [r, r]
-    return deal(session, secrets, [shape, shape], split=("xor", "add"))
+def shared_random_bits(session: Session, size: int) -> dict[Worker, tuple[torch.Tensor, torch.Tensor]]:
+    """A random bit r per element, in two sharings: (XOR shares of r, additive shares of r)."""
+    return correlated_randomness(session, size, size, lambda r: r, random_bits=True)
 
 
 @lru_cache(maxsize=256)
@@ -87,10 +90,3 @@ def output_shape(op: Bilinear, shape_a: tuple[int, ...], shape_b: tuple[int, ...
     """The shape op(a, b) will have, worked out on shape-only tensors."""
     meta = dict(dtype=torch.int64, device="meta")
     return op(torch.empty(shape_a, **meta), torch.empty(shape_b, **meta)).shape
-
-
-def _numel(shape: torch.Size) -> int:
-    count = 1
-    for size in shape:
-        count *= size
-    return count
