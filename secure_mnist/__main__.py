@@ -1,4 +1,4 @@
-"""Command line: `python -m secure_mnist train` and `python -m secure_mnist bench`."""
+"""Command line: `python -m secure_mnist train | bench | party`."""
 
 from __future__ import annotations
 
@@ -8,7 +8,11 @@ import sys
 
 from tqdm import tqdm
 
+from .errors import SecureMNISTError
+
 from .training import ACTIVATIONS, BatchLog, TrainingConfig, train_encrypted, train_plaintext
+
+PARTY_MODES = ("in-process", "processes")
 
 
 def _training_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,6 +27,32 @@ def _training_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--precision-fractional", type=int, default=defaults.precision_fractional)
     parser.add_argument("--base", type=int, default=defaults.base, help="fixed-point base (10: PySyft's, 2: binary)")
     parser.add_argument("--activation", choices=sorted(ACTIVATIONS), default=defaults.activation)
+    parser.add_argument("--crypto-seed", type=int, default=None,
+                        help="derive every party's randomness from this number: reproducible runs, "
+                             "for testing only (the shares become predictable)")
+
+
+def _process_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--parties", choices=PARTY_MODES, default="in-process",
+                        help="run alice, bob and the crypto provider here, or each in its own process")
+    parser.add_argument("--master", default=None, help="HOST:PORT of the rendezvous (processes; default: a free local port)")
+    parser.add_argument("--timeout", type=float, default=60.0,
+                        help="seconds without an answer after which a party counts as lost (processes)")
+
+
+def _forwarded(args: argparse.Namespace) -> list[str]:
+    """The training flags, as given, for the spawned parties."""
+    names = ["batch_size", "test_batch_size", "n_train_items", "n_test_items", "epochs", "lr", "seed",
+             "precision_fractional", "base", "activation", "crypto_seed"]
+    out = []
+    for name in names:
+        value = getattr(args, name)
+        if value is not None:
+            out += [f"--{name.replace('_', '-')}", str(value)]
+    for name in ("checkpoint", "resume"):
+        if getattr(args, name, None):
+            out += [f"--{name}", getattr(args, name)]
+    return out
 
 
 def _config(args: argparse.Namespace) -> TrainingConfig:
@@ -33,25 +63,37 @@ def _config(args: argparse.Namespace) -> TrainingConfig:
     )
 
 
-def _train(args: argparse.Namespace) -> int:
+def _traffic_text(entry: BatchLog) -> str:
+    if not entry.traffic:
+        return ""
+    return " ".join(f"{name} ↑{sent / 1e6:.1f}/↓{received / 1e6:.1f}MB"
+                    for name, (sent, received) in entry.traffic.items() if sent or received)
+
+
+def _run_training(args: argparse.Namespace, session=None) -> int:
+    """The client's side of `train` (every party runs train_encrypted; only the client reports)."""
     config = _config(args)
-    total = config.epochs * -(-config.n_train_items // config.batch_size)
+    total = (config.epochs) * -(-config.n_train_items // config.batch_size)
     bar = tqdm(total=total, desc="encrypted training", unit="batch", file=sys.stderr, disable=args.quiet)
 
     def log(entry: BatchLog, n_batches: int) -> None:
         bar.update(1)
-        bar.set_postfix(loss=f"{entry.loss:.4f}", step=f"{entry.seconds:.3f}s")
+        bar.set_postfix_str(f"loss {entry.loss:.4f}, {entry.seconds:.3f}s, {_traffic_text(entry)}")
         if not args.quiet:
             done = entry.batch * config.batch_size
             bar.write(f"Train Epoch: {entry.epoch} [{done}/{n_batches * config.batch_size} "
                       f"({100.0 * entry.batch / n_batches:.0f}%)]\tLoss: {entry.loss:.6f}\tTime: {entry.seconds:.3f}s")
 
-    encrypted = train_encrypted(config, on_batch=log)
+    if session is None:
+        from .mpc.session import Session
+
+        session = Session(encoder=config.encoder, seed=args.crypto_seed)
+    encrypted = train_encrypted(config, session, on_batch=log, checkpoint_dir=args.checkpoint, resume_from=args.resume)
     bar.close()
     print(f"\nTest set: Accuracy: {encrypted.correct}/{encrypted.total} ({encrypted.accuracy:.0f}%)")
-    print(f"Encrypted run: {encrypted.seconds:.1f} s, {encrypted.bytes_sent / 1e9:.2f} GB sent, "
-          f"{encrypted.rounds} rounds between the workers")
-    report = {"config": config.__dict__, "encrypted": encrypted.to_dict()}
+    print(f"Encrypted run ({args.parties}): {encrypted.seconds:.1f} s, {encrypted.bytes_sent / 1e9:.2f} GB sent "
+          f"by this process, {encrypted.rounds} rounds between the workers")
+    report = {"config": config.__dict__, "parties": args.parties, "encrypted": encrypted.to_dict()}
     if not args.no_plaintext:
         plaintext = train_plaintext(config)
         print(f"Plaintext PyTorch, same seed, data and initialisation: {plaintext.correct}/{plaintext.total} "
@@ -64,14 +106,79 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _bench(args: argparse.Namespace) -> int:
-    from .bench import format_report, run_benchmark, to_json
+def _train(args: argparse.Namespace) -> int:
+    if args.parties == "in-process":
+        return _run_training(args)
+    from .launch import party_session, run_with_local_parties
 
-    result = run_benchmark(_config(args), repeats=args.repeats)
-    if args.json:
-        print(json.dumps(to_json(result), indent=2))
-    else:
-        print(format_report(result))
+    def client(master: str) -> int:
+        session = party_session("me", master, _config(args), args.timeout, args.crypto_seed)
+        try:
+            return _run_training(args, session)
+        finally:
+            session.comm.close()
+
+    return run_with_local_parties("train", _forwarded(args), client, args.timeout, args.master)
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from . import bench
+
+    if args.parties == "processes":
+        from .launch import party_session, run_with_local_parties
+
+        def client(master: str) -> dict:
+            session = party_session("me", master, _config(args), args.timeout, args.crypto_seed)
+            try:
+                return bench.process_benchmark_job(session, _config(args), args.repeats)
+            finally:
+                session.comm.close()
+
+        measured = run_with_local_parties("bench", _forwarded(args) + ["--repeats", str(args.repeats)], client,
+                                          args.timeout, args.master)
+        plaintext_ms = bench.plaintext_median_ms(_config(args))
+        if args.json:
+            print(json.dumps({"parties": "processes", "plaintext_ms": plaintext_ms, "encrypted_ms": measured["step_ms"],
+                              "ratio": measured["step_ms"] / plaintext_ms, "rounds_per_step": measured["rounds_per_step"],
+                              "per_party": {n: t.__dict__ | {"computing": t.computing} for n, t in measured["parties"].items()}},
+                             indent=2))
+        else:
+            print(bench.format_process_report(plaintext_ms, measured, args.repeats))
+        return 0
+    result = bench.run_benchmark(_config(args), repeats=args.repeats)
+    print(json.dumps(bench.to_json(result), indent=2) if args.json else bench.format_report(result))
+    return 0
+
+
+def _party(args: argparse.Namespace) -> int:
+    """One party of a multi-process run (started by `train --parties processes`, by hand, or by torchrun)."""
+    from .launch import party_from_environment, party_session
+
+    name, master = (party_from_environment() if args.name == "auto" else (args.name, args.master))
+    if not master:
+        raise ValueError("party needs --master HOST:PORT (or 'auto' under torchrun)")
+    config = _config(args)
+    session = party_session(name, master, config, args.timeout, args.crypto_seed)
+    try:
+        if name == "me":  # the client started by hand: it drives and reports
+            args.parties, args.quiet, args.no_plaintext, args.json = "processes", False, False, None
+            if args.job == "bench":
+                from . import bench
+
+                print(bench.format_process_report(bench.plaintext_median_ms(config),
+                                                  bench.process_benchmark_job(session, config, args.repeats),
+                                                  args.repeats))
+                return 0
+            return _run_training(args, session)
+        if args.job == "bench":
+            from . import bench
+
+            bench.process_benchmark_job(session, config, args.repeats)
+        else:
+            result = train_encrypted(config, session, checkpoint_dir=args.checkpoint, resume_from=args.resume)
+            print(f"{name}: done, {result.bytes_sent / 1e9:.2f} GB sent, {result.rounds} rounds")
+    finally:
+        session.comm.close()
     return 0
 
 
@@ -80,18 +187,35 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     train = commands.add_parser("train", help="encrypted training on MNIST, with a plaintext run to compare")
     _training_arguments(train)
+    _process_arguments(train)
     train.add_argument("--no-plaintext", action="store_true", help="skip the plaintext comparison run")
     train.add_argument("--quiet", action="store_true", help="no progress bar or per-batch lines")
     train.add_argument("--json", metavar="FILE", help="also write the results as JSON to FILE")
+    train.add_argument("--checkpoint", metavar="DIR", help="after each epoch, every party saves its own state in DIR")
+    train.add_argument("--resume", metavar="DIR", help="continue from the parties' checkpoints in DIR")
     train.set_defaults(run=_train)
     bench = commands.add_parser("bench", help="time a plaintext and an encrypted training step side by side")
     _training_arguments(bench)
+    _process_arguments(bench)
     bench.add_argument("--repeats", type=int, default=20)
     bench.add_argument("--json", action="store_true", help="print machine-readable JSON")
     bench.set_defaults(run=_bench)
+    party = commands.add_parser("party", help="run one party (me, alice, bob, crypto_provider, or auto under torchrun)")
+    party.add_argument("name", help="me | alice | bob | crypto_provider | auto")
+    party.add_argument("--master", default=None, help="HOST:PORT of the rendezvous (the client's machine)")
+    party.add_argument("--timeout", type=float, default=60.0)
+    party.add_argument("--job", choices=("train", "bench"), default="train")
+    party.add_argument("--repeats", type=int, default=20)
+    party.add_argument("--checkpoint", metavar="DIR")
+    party.add_argument("--resume", metavar="DIR")
+    _training_arguments(party)
+    party.set_defaults(run=_party)
     args = parser.parse_args(argv)
     try:
         return args.run(args)
+    except SecureMNISTError as error:  # a clear message, not a traceback
+        print(f"error: {type(error).__name__}: {error}", file=sys.stderr)
+        return 1
     except ValueError as error:
         parser.error(str(error))
         return 2

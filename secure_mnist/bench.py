@@ -17,7 +17,7 @@ from . import profiling
 from .mpc.session import Session
 from .nn import encrypt_parameters, share_batch
 from .optim import SGD
-from .training import Net, TrainingConfig, one_hot, plaintext_batches
+from .training import Net, TrainingConfig, build_model, one_hot, placeholder_batches, plaintext_batches
 
 
 @dataclass
@@ -143,3 +143,94 @@ def to_json(result: BenchResult) -> dict:
             for a, b in result.encrypted.items()
         },
     }
+
+
+# -- parties in separate processes -------------------------------------------------------------------
+@dataclass
+class PartyTiming:
+    seconds: float
+    waiting: float
+    serializing: float
+    bytes_sent: int
+    bytes_received: int
+
+    @property
+    def computing(self) -> float:
+        return self.seconds - self.waiting - self.serializing
+
+
+def process_benchmark_job(session: Session, config: TrainingConfig, repeats: int) -> dict | None:
+    """Every party runs this (SPMD). The client times each step up to the moment it gets the loss,
+    which it does after every step as the tutorial does; the others report their time split."""
+    images, labels = (plaintext_batches(config, train=True)[0] if session.is_local(session.client)
+                      else placeholder_batches(config, train=True)[0])
+    targets = one_hot(labels)
+    torch.manual_seed(config.seed)
+    model = build_model(config, session)
+    encrypt_parameters(model, session)
+    data, target = share_batch(images, session), share_batch(targets, session)
+    optimizer = SGD(model.parameters(), lr=config.lr)
+    comm = session.comm
+
+    def step() -> None:
+        optimizer.zero_grad()
+        output = model(data)
+        loss = ((output - target) ** 2).sum().refresh() / output.shape[0]
+        loss.backward()
+        optimizer.step()
+        loss.decrypt()  # the client waits for this: the step is over for everyone who matters
+
+    for _ in range(2):
+        step()
+    comm.flush()
+    before = comm.stats.snapshot()
+    waiting0, serializing0 = comm.seconds_waiting, comm.seconds_serializing
+    times = []
+    started = time.perf_counter()
+    for _ in range(repeats):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    comm.flush()
+    total = time.perf_counter() - started
+    me = next(p for p in session.parties() if session.is_local(p))
+    traffic = comm.stats.since(before)
+    own = torch.tensor([total, comm.seconds_waiting - waiting0, comm.seconds_serializing - serializing0,
+                        traffic.bytes_sent[me.name], traffic.bytes_received[me.name]], dtype=torch.float64)
+    if me is not session.client:
+        comm.send_untracked(me.name, session.client.name, own)
+        return None
+    timings = {me.name: PartyTiming(*own.tolist())}
+    for party in session.parties():
+        if party is not me:
+            timings[party.name] = PartyTiming(*comm.recv_untracked(me.name, party.name).tolist())
+    return {"step_ms": statistics.median(times) * 1e3, "rounds_per_step": traffic.rounds // repeats, "parties": timings}
+
+
+def format_process_report(plaintext_ms: float, measured: dict, repeats: int) -> str:
+    ratio = measured["step_ms"] / plaintext_ms
+    lines = [
+        f"One training step (ReLU), batch 64, parties in separate processes over loopback (gloo), {repeats} steps",
+        f"  plaintext PyTorch step: median {plaintext_ms:.3f} ms",
+        f"  encrypted step: median {measured['step_ms']:.2f} ms, ratio {ratio:.1f}x plaintext",
+        "  per party, per step: computing / serializing / waiting, bytes sent / received",
+    ]
+    for name, t in measured["parties"].items():
+        per = 1e3 / repeats
+        lines.append(f"    {name:<16} {t.computing * per:7.2f} / {t.serializing * per:5.2f} / {t.waiting * per:7.2f} ms"
+                     f"   {t.bytes_sent / repeats / 1e6:6.2f} / {t.bytes_received / repeats / 1e6:6.2f} MB")
+    return "\n".join(lines)
+
+
+def plaintext_median_ms(config: TrainingConfig, repeats: int = 20, inner: int = 20) -> float:
+    images, labels = plaintext_batches(config, train=True)[0]
+    plain = _plaintext_step(config, images, one_hot(labels))
+    for _ in range(3):
+        plain()
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(inner):
+            plain()
+        samples.append((time.perf_counter() - start) / inner)
+    return statistics.median(samples) * 1e3

@@ -58,6 +58,8 @@ class FixedPointEncoder:
     def encode(self, values: torch.Tensor | float | int) -> torch.Tensor:
         """Reals to ring elements; raises instead of wrapping."""
         reals = torch.as_tensor(values).to(torch.float64)
+        if reals.is_meta:  # a placeholder in a process that does not hold this data: shape only
+            return torch.empty(reals.shape, dtype=torch.int64, device="meta")
         if not torch.isfinite(reals).all():
             bad = (~torch.isfinite(reals)).sum().item()
             raise EncodingError(f"cannot encode NaN or infinity ({bad} of {reals.numel()} values)")
@@ -72,6 +74,8 @@ class FixedPointEncoder:
 
     def decode(self, encoded: torch.Tensor) -> torch.Tensor:
         """Ring elements to float32; raises if a value has wrapped around the ring."""
+        if encoded.is_meta:  # revealed to a party in another process: a placeholder, no value
+            return torch.empty(encoded.shape, dtype=torch.float32, device="meta")
         check_in_range(encoded, self)
         return (encoded.to(torch.float64) / self.scale).to(torch.float32)
 

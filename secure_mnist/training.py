@@ -23,6 +23,7 @@ from .mpc.fixed_point import FixedPrecisionTensor
 from .mpc.session import Session
 from .nn import encrypt_parameters
 from .optim import SGD
+from . import checkpoints
 
 N_CLASSES = 10
 
@@ -80,6 +81,8 @@ class Net(nn.Module):
 
 
 def one_hot(labels: torch.Tensor) -> torch.Tensor:
+    if labels.is_meta:
+        return torch.empty(*labels.shape, N_CLASSES, device="meta")
     return F.one_hot(labels, N_CLASSES).to(torch.float32)
 
 
@@ -104,12 +107,44 @@ def owners(session: Session, n_batches: int) -> list:
     return [alice if i < (n_batches + 1) // 2 else bob for i in range(n_batches)]
 
 
+def placeholder_batches(config: TrainingConfig, train: bool) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Batches of the right shapes with no data (meta tensors), for processes that own none of it.
+
+    They come from a DataLoader too, so every process draws from torch's generator exactly as the
+    data owners do, and the model initialised afterwards is the same everywhere.
+    """
+    n_items = config.n_train_items if train else config.n_test_items
+    size = config.batch_size if train else config.test_batch_size
+    n_batches = -(-n_items // size)
+    dataset = torch.utils.data.TensorDataset(torch.empty(n_batches * size, 1, 28, 28, device="meta"),
+                                             torch.empty(n_batches * size, dtype=torch.int64, device="meta"))
+    loader = torch.utils.data.DataLoader(dataset, batch_size=size)
+    return [(x, y) for i, (x, y) in enumerate(loader) if i < n_items / size]
+
+
+def owners(session: Session, n_batches: int) -> list:
+    """Alice owns the first half of the batches, bob the rest."""
+    alice, bob = session.workers
+    return [alice if i < (n_batches + 1) // 2 else bob for i in range(n_batches)]
+
+
 def private_batches(config: TrainingConfig, session: Session, train: bool) -> list[tuple[AutogradTensor, AutogradTensor]]:
-    """Each batch secret-shared by the worker that owns it: inputs, and one-hot labels for training."""
-    batches = plaintext_batches(config, train)
+    """Each batch secret-shared by the worker that owns it: inputs, and one-hot labels for training.
+
+    A process reads only what its own party owns; the other owner's batches are dropped at once
+    (in a real deployment each owner has only its own file).
+    """
+    n_batches = len(placeholder_batches(config, train))
+    batch_owners = owners(session, n_batches)
+    if any(session.is_local(owner) for owner in batch_owners):
+        batches = plaintext_batches(config, train)
+    else:
+        batches = placeholder_batches(config, train)
     encoder = config.encoder
     shared = []
-    for owner, (images, labels) in zip(owners(session, len(batches)), batches):
+    for owner, (images, labels) in zip(batch_owners, batches):
+        if not session.is_local(owner):
+            images, labels = images.to("meta"), labels.to("meta")
         targets = one_hot(labels) if train else labels.to(torch.float32)
         x = FixedPrecisionTensor.encode(images, encoder).share(session, owner=owner)
         y = FixedPrecisionTensor.encode(targets, encoder).share(session, owner=owner)
@@ -117,18 +152,27 @@ def private_batches(config: TrainingConfig, session: Session, train: bool) -> li
     return shared
 
 
+def build_model(config: TrainingConfig, session: Session) -> Net:
+    """The tutorial's network; real weights only where the client (the model owner) runs."""
+    if session.is_local(session.client):
+        return Net(config.activation)
+    with torch.device("meta"):
+        return Net(config.activation)
+
+
 @dataclass
 class BatchLog:
     epoch: int
     batch: int
-    loss: float
+    loss: float | None  # None in the processes of parties that do not see the loss
     seconds: float
+    traffic: dict[str, tuple[int, int]] | None = None  # bytes (sent, received) per party, this batch
 
 
 @dataclass
 class RunResult:
     mode: str
-    correct: int
+    correct: int | None
     total: int
     batch_logs: list[BatchLog] = field(default_factory=list)
     seconds: float = 0.0
@@ -136,8 +180,8 @@ class RunResult:
     rounds: int = 0
 
     @property
-    def accuracy(self) -> float:
-        return 100.0 * self.correct / self.total
+    def accuracy(self) -> float | None:
+        return None if self.correct is None else 100.0 * self.correct / self.total
 
     def to_dict(self) -> dict:
         out = asdict(self)
@@ -148,20 +192,33 @@ class RunResult:
 Callback = Callable[[BatchLog, int], None]
 
 
-def train_encrypted(config: TrainingConfig, session: Session | None = None,
-                    on_batch: Callback | None = None) -> RunResult:
-    """Train and test the tutorial's network with every value secret-shared between alice and bob."""
-    torch.manual_seed(config.seed)
+def _revealed(value: torch.Tensor) -> float | None:
+    """A value decrypted for the client: a number where the client runs, None in other processes."""
+    return None if value.is_meta else value.item()
+
+
+def train_encrypted(config: TrainingConfig, session: Session | None = None, on_batch: Callback | None = None,
+                    checkpoint_dir: str | None = None, resume_from: str | None = None) -> RunResult:
+    """Train and test the tutorial's network with every value secret-shared between alice and bob.
+
+    The same function runs in one process (all parties) or in each party's own process: every
+    party executes the same sequence of operations on what it holds.
+    """
     session = session or Session(encoder=config.encoder)
+    torch.manual_seed(config.seed)
     train_data = private_batches(config, session, train=True)
     test_data = private_batches(config, session, train=False)
-    model = Net(config.activation)
+    model = build_model(config, session)
     encrypt_parameters(model, session, config.encoder)
     optimizer = SGD(model.parameters(), lr=config.lr)
-    result = RunResult("encrypted", 0, len(test_data) * config.test_batch_size)
+    first_epoch = 1
+    if resume_from:
+        first_epoch = checkpoints.load(resume_from, session, model, config) + 1
+    result = RunResult("encrypted", None, len(test_data) * config.test_batch_size)
     before = session.comm.stats.snapshot()
+    traffic_before = session.traffic_by_party()
     started = time.perf_counter()
-    for epoch in range(1, config.epochs + 1):
+    for epoch in range(first_epoch, config.epochs + 1):
         model.train()
         for index, (data, target) in enumerate(train_data):
             start = time.perf_counter()
@@ -170,10 +227,16 @@ def train_encrypted(config: TrainingConfig, session: Session | None = None,
             loss = ((output - target) ** 2).sum().refresh() / output.shape[0]
             loss.backward()
             optimizer.step()
-            log = BatchLog(epoch, index, loss.decrypt().item(), time.perf_counter() - start)
+            loss_value = _revealed(loss.decrypt())
+            traffic = session.traffic_by_party()
+            log = BatchLog(epoch, index, loss_value, time.perf_counter() - start,
+                           _difference(traffic, traffic_before))
+            traffic_before = traffic
             result.batch_logs.append(log)
             if on_batch:
                 on_batch(log, len(train_data))
+        if checkpoint_dir:
+            checkpoints.save(checkpoint_dir, session, model, config, epoch)
     model.eval()
     correct = None
     with torch.no_grad():
@@ -181,11 +244,19 @@ def train_encrypted(config: TrainingConfig, session: Session | None = None,
             pred = model(data).argmax(dim=1)
             hits = pred.eq(target.view_as(pred)).sum()
             correct = hits if correct is None else correct + hits
-    result.correct = int(round(correct.decrypt().item()))
+    revealed = _revealed(correct.decrypt())
+    result.correct = None if revealed is None else int(round(revealed))
+    session.comm.flush()
     result.seconds = time.perf_counter() - started
-    traffic = session.comm.stats.since(before)
-    result.bytes_sent, result.rounds = traffic.total_bytes(), traffic.rounds
+    traffic_stats = session.comm.stats.since(before)
+    result.bytes_sent, result.rounds = traffic_stats.total_bytes(), traffic_stats.rounds
     return result
+
+
+def _difference(now, before):
+    if now is None or before is None:
+        return None
+    return {name: (sent - before[name][0], received - before[name][1]) for name, (sent, received) in now.items()}
 
 
 def train_plaintext(config: TrainingConfig, on_batch: Callback | None = None) -> RunResult:

@@ -93,6 +93,19 @@ class Communicator(ABC):
             self.send(party, peers[party], value)
         return {party: self.recv(party, peers[party]) for party in values}
 
+    def send_untracked(self, src: str, dst: str, tensor: torch.Tensor) -> None:
+        """A message about the computation (telemetry), not part of it: not counted, not logged."""
+        self._deliver(src, dst, tensor)
+
+    def recv_untracked(self, dst: str, src: str) -> torch.Tensor:
+        return self._collect(dst, src)
+
+    def flush(self) -> None:
+        """Wait until every message sent so far has left (nothing to do in memory)."""
+
+    def close(self) -> None:
+        """Release the channel."""
+
     def record_inboxes(self) -> dict[str, list[torch.Tensor]]:
         """Start keeping every received tensor, per receiving party (for security tests)."""
         self.inbox_log = {}

@@ -62,9 +62,7 @@ class FixedPrecisionTensor:
             session = parties[0]
         else:
             session = session_for(parties, crypto_provider)
-        owner = owner or session.client
-        secret = self.child if session.is_local(owner) else None
-        shared = FixedPrecisionTensor(share_secret(session, owner, secret), self.encoder)  # type: ignore[arg-type]
+        shared = FixedPrecisionTensor(share_secret(session, owner or session.client, self.child), self.encoder)  # type: ignore[arg-type]
         if requires_grad:
             from ..autograd import AutogradTensor
 
@@ -75,8 +73,8 @@ class FixedPrecisionTensor:
         """Reconstruct at the receiver (the client by default); overflow is detected here."""
         self._require_shared("get")
         ring = reveal_to(self.child, receiver or self.session.client)  # type: ignore[arg-type]
-        if ring is None:
-            raise RuntimeError("the receiver of get() does not run in this process")
+        if ring is None:  # the receiver runs in another process: this one learns nothing
+            ring = torch.empty(self.shape, dtype=torch.int64, device="meta")
         return FixedPrecisionTensor(ring, self.encoder)
 
     def float_precision(self) -> torch.Tensor:
@@ -334,7 +332,7 @@ def _not(bits: AdditiveSharingTensor) -> AdditiveSharingTensor:
 def _stack(x: AdditiveSharingTensor, y: AdditiveSharingTensor) -> AdditiveSharingTensor:
     x._same_parties(y)
     return AdditiveSharingTensor(x.session, {w: torch.stack([x.share_of(w), y.share_of(w)])
-                                             for w in x.session.local_workers})
+                                             for w in x.session.local_workers}, torch.Size((2, *x.shape)))
 
 
 def _cat_last(x: FixedPrecisionTensor, y: FixedPrecisionTensor) -> FixedPrecisionTensor:

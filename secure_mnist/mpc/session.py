@@ -108,6 +108,45 @@ class Session:
             out[worker] = mask if worker is first else -mask
         return out
 
+    # -- observability and checkpoints -------------------------------------------------------------
+    def traffic_by_party(self) -> dict[str, tuple[int, int]] | None:
+        """(bytes sent, bytes received) per party so far, gathered at the client; None elsewhere.
+
+        In one process the communicator saw everything; across processes each party reports its
+        own counters to the client in a small message that is not itself counted.
+        """
+        stats = self.comm.stats
+        names = [p.name for p in self.parties()]
+        for party in self.parties():
+            if party is not self.client and self.is_local(party) and not self.is_local(self.client):
+                counters = torch.tensor([stats.bytes_sent[party.name], stats.bytes_received[party.name]])
+                self.comm.send_untracked(party.name, self.client.name, counters)
+        if not self.is_local(self.client):
+            return None
+        traffic = {}
+        for name in names:
+            if self.comm.is_local(name):
+                traffic[name] = (stats.bytes_sent[name], stats.bytes_received[name])
+            else:
+                sent, received = self.comm.recv_untracked(self.client.name, name).tolist()
+                traffic[name] = (sent, received)
+        return traffic
+
+    def randomness_state(self, party: Party) -> dict[str, tuple[bytes, int]]:
+        """Where each random stream `party` holds has got to (for a checkpoint)."""
+        state = {"own": party.prg.state()}
+        for (holder, peer), prg in self._pair_prgs.items():
+            if holder == party.name:
+                state[peer] = prg.state()
+        return state
+
+    def restore_randomness(self, party: Party, state: dict[str, tuple[bytes, int]]) -> None:
+        """Continue `party`'s random streams exactly where a checkpoint left them."""
+        party.prg = PRG.from_state(state["own"])
+        for peer, prg_state in state.items():
+            if peer != "own":
+                self._pair_prgs[(party.name, peer)] = PRG.from_state(prg_state)
+
     def describe(self) -> str:
         return f"workers {self.workers[0].name}, {self.workers[1].name}; crypto provider {self.provider.name}"
 

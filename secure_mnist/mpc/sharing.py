@@ -20,20 +20,22 @@ Shares = dict[Worker, torch.Tensor]
 class AdditiveSharingTensor:
     """A tensor of ring elements, one additive share held by each worker.
 
-    The object itself is only a handle (session and key): each worker keeps its share in its own
-    store, under this key.
+    The object itself is only a handle (session, key and shape): each worker keeps its share in
+    its own store, under this key. A process that runs no worker (the crypto provider's, the
+    client's) holds handles without shares, and still knows every shape.
     """
 
     __slots__ = ("session", "key", "shape")
 
-    def __init__(self, session: Session, shares: Shares) -> None:
+    def __init__(self, session: Session, shares: Shares, shape: torch.Size | None = None) -> None:
         self.session = session
         self.key = session.new_key()
-        shape = None
         for worker, share in shares.items():
             worker.store[self.key] = share
             shape = share.shape
-        self.shape: torch.Size = shape if shape is not None else torch.Size()
+        if shape is None:
+            raise ValueError("a shared tensor without local shares needs its shape")
+        self.shape: torch.Size = torch.Size(shape)
 
     def __del__(self) -> None:
         try:
@@ -45,7 +47,7 @@ class AdditiveSharingTensor:
     def public(cls, session: Session, value: torch.Tensor) -> AdditiveSharingTensor:
         """A public value in shared form: the first worker holds it, the other holds zero. No message."""
         return cls(session, {w: value.clone() if w is session.first else torch.zeros_like(value)
-                             for w in session.local_workers})
+                             for w in session.local_workers}, value.shape)
 
     # -- access ---------------------------------------------------------------------------------
     def share_of(self, worker: Worker) -> torch.Tensor:
@@ -63,13 +65,13 @@ class AdditiveSharingTensor:
 
     def map(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> AdditiveSharingTensor:
         """Apply a local, linear function to every share (reshape, sum, index, ...)."""
-        return AdditiveSharingTensor(self.session, {w: fn(s) for w, s in self.local_shares().items()})
+        shares = {w: fn(s) for w, s in self.local_shares().items()}
+        return AdditiveSharingTensor(self.session, shares, None if shares else _meta_shape(fn, self))
 
     def zip(self, other: AdditiveSharingTensor, fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> AdditiveSharingTensor:
         self._same_parties(other)
-        return AdditiveSharingTensor(
-            self.session, {w: fn(w.store[self.key], w.store[other.key]) for w in self.session.local_workers}
-        )
+        shares = {w: fn(w.store[self.key], w.store[other.key]) for w in self.session.local_workers}
+        return AdditiveSharingTensor(self.session, shares, None if shares else _meta_shape(fn, self, other))
 
     # -- linear operations ------------------------------------------------------------------------
     def __add__(self, other: AdditiveSharingTensor) -> AdditiveSharingTensor:
@@ -84,9 +86,10 @@ class AdditiveSharingTensor:
     def add_public(self, value: torch.Tensor) -> AdditiveSharingTensor:
         """x + c for a public ring element c: one worker adds it, the other keeps its share."""
         first = self.session.first
+        shape = torch.broadcast_shapes(self.shape, value.shape)
         return AdditiveSharingTensor(
-            self.session, {w: s + value if w is first else s.expand(torch.broadcast_shapes(s.shape, value.shape))
-                           for w, s in self.local_shares().items()}
+            self.session, {w: s + value if w is first else s.expand(shape) for w, s in self.local_shares().items()},
+            shape,
         )
 
     def mul_public(self, value: torch.Tensor | int) -> AdditiveSharingTensor:
@@ -96,23 +99,28 @@ class AdditiveSharingTensor:
     def refresh(self) -> AdditiveSharingTensor:
         """The same secret under fresh shares: add shares of zero from the workers' common seed."""
         zeros = self.session.zero_shares(self.shape)
-        return AdditiveSharingTensor(self.session, {w: s + zeros[w] for w, s in self.local_shares().items()})
+        return AdditiveSharingTensor(self.session, {w: s + zeros[w] for w, s in self.local_shares().items()},
+                                     self.shape)
 
     def __repr__(self) -> str:
         return f"[AdditiveSharingTensor shape={tuple(self.shape)} held by {self.session.describe()}]"
 
 
+def _meta_shape(fn: Callable[..., torch.Tensor], *tensors: AdditiveSharingTensor) -> torch.Size:
+    """The shape fn would produce, found on shape-only tensors (for processes without shares)."""
+    return fn(*(torch.empty(t.shape, dtype=torch.int64, device="meta") for t in tensors)).shape
+
+
 # --8<-- [start:share_secret]
-def share_secret(session: Session, owner: Party, secret: torch.Tensor | None, split: str = "add") -> AdditiveSharingTensor:
+def share_secret(session: Session, owner: Party, secret: torch.Tensor, split: str = "add") -> AdditiveSharingTensor:
     """The owner splits a ring tensor into random shares and sends one to each worker.
 
-    `split="xor"` makes XOR shares instead (binary sharing, used inside comparisons). `secret` is
-    only read where the owner runs; the other processes pass None and just receive.
+    `split="xor"` makes XOR shares instead (binary sharing). Only the owner's process reads the
+    values of `secret`; the others pass a tensor of the right shape (on the meta device: no data).
     """
     first, second = session.workers
     shares: Shares = {}
     if session.is_local(owner):
-        assert secret is not None, "the owner must hold the secret it shares"
         mask = owner.prg.ring(secret.shape)
         other = secret ^ mask if split == "xor" else secret - mask
         for worker, share in ((first, mask), (second, other)):
@@ -123,7 +131,7 @@ def share_secret(session: Session, owner: Party, secret: torch.Tensor | None, sp
     for worker in session.local_workers:
         if worker is not owner:
             shares[worker] = session.comm.recv(worker.name, owner.name)
-    return AdditiveSharingTensor(session, shares)
+    return AdditiveSharingTensor(session, shares, secret.shape)
 # --8<-- [end:share_secret]
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 
 from ...profiling import timed
-from ..provider.dealer import Bilinear, beaver_triple
+from ..provider.dealer import Bilinear, beaver_triple, output_shape
 from ..sharing import AdditiveSharingTensor, open_to_workers
 
 
@@ -31,7 +31,7 @@ def beaver_product(x: AdditiveSharingTensor, y: AdditiveSharingTensor, op: Bilin
         share += op(e, b)
         share += c
         product[worker] = share
-    return AdditiveSharingTensor(session, product)
+    return AdditiveSharingTensor(session, product, output_shape(op, tuple(x.shape), tuple(y.shape)))
 # --8<-- [end:beaver_product]
 
 

@@ -76,7 +76,7 @@ def bit_to_arithmetic(bits: XorShares, x: AdditiveSharingTensor) -> AdditiveShar
     for worker, (c,) in opened.items():
         share = (1 - 2 * c) * random_bits[worker][1]
         out[worker] = (share + c if worker is session.first else share).view(x.shape)
-    return AdditiveSharingTensor(session, out)
+    return AdditiveSharingTensor(session, out, x.shape)
 # --8<-- [end:bit_to_arithmetic]
 
 

@@ -34,5 +34,5 @@ def truncate(x: AdditiveSharingTensor, divisor: int) -> AdditiveSharingTensor:
         else:
             out[worker] = (torch.div(share, divisor, rounding_mode="floor") if worker is first
                            else -torch.div(-share, divisor, rounding_mode="floor"))
-    return AdditiveSharingTensor(x.session, out)
+    return AdditiveSharingTensor(x.session, out, x.shape)
 # --8<-- [end:truncate]

@@ -1,0 +1,147 @@
+"""Parties in separate processes (one machine or several), over torch.distributed with gloo.
+
+Each process runs one party. Messages are point-to-point: a small header (dtype and shape) and
+then the payload, so the receiver needs no advance knowledge of what comes. Sends are
+asynchronous (isend), so two workers exchanging large tensors never wait on each other. A peer
+that dies breaks the TCP connection and a peer that hangs runs into the timeout: either way the
+error names the party.
+"""
+
+from __future__ import annotations
+
+import datetime
+import time
+from collections import deque
+from collections.abc import Sequence
+
+import torch
+import torch.distributed as dist
+
+from ..errors import SecureMNISTError
+from .base import Communicator
+
+HEADER_LENGTH = 10  # dtype code, number of dimensions, up to 8 sizes
+DTYPES = [torch.int64, torch.uint8, torch.float32, torch.float64, torch.bool]
+MAX_PENDING_SENDS = 64
+
+
+class PartyLostError(SecureMNISTError, RuntimeError):
+    """Another party stopped answering: its process died, hung, or the network failed."""
+
+
+class DistributedCommunicator(Communicator):
+    """Messages between processes; `parties` lists every party, their index is their rank."""
+
+    def __init__(self, me: str, parties: Sequence[str], master: str, timeout: float = 60.0) -> None:
+        super().__init__()
+        if me not in parties:
+            raise ValueError(f"{me!r} is not one of the parties {list(parties)}")
+        self.me = me
+        self.ranks = {name: rank for rank, name in enumerate(parties)}
+        self.timeout = timeout
+        # (receiver, pending send, its buffer: isend needs the buffer alive until it completes)
+        self._pending: deque[tuple[str, dist.Work, torch.Tensor]] = deque()
+        self.seconds_waiting = 0.0
+        self.seconds_serializing = 0.0
+        host, port = master.rsplit(":", 1)
+        try:
+            dist.init_process_group(
+                "gloo", init_method=f"tcp://{host}:{port}", rank=self.ranks[me], world_size=len(parties),
+                timeout=datetime.timedelta(seconds=timeout),
+            )
+        except Exception as error:  # noqa: BLE001 - re-raised with the party's view of it
+            raise PartyLostError(f"{me} could not reach the other parties at {master} within {timeout:.0f} s: "
+                                 f"{error}") from error
+
+    @property
+    def local_parties(self) -> frozenset[str]:
+        return frozenset({self.me})
+
+    def _deliver(self, src: str, dst: str, tensor: torch.Tensor) -> None:
+        start = time.perf_counter()
+        payload = tensor.contiguous()
+        header = torch.zeros(HEADER_LENGTH, dtype=torch.int64)
+        header[0], header[1] = DTYPES.index(payload.dtype), payload.dim()
+        header[2 : 2 + payload.dim()] = torch.tensor(payload.shape, dtype=torch.int64)
+        self.seconds_serializing += time.perf_counter() - start
+        rank = self.ranks[dst]
+        flat = payload.view(-1)
+        try:
+            self._pending.append((dst, dist.isend(header, rank), header))
+            self._pending.append((dst, dist.isend(flat, rank), flat))
+        except RuntimeError as error:
+            raise self._lost(dst, error) from error
+        while len(self._pending) > MAX_PENDING_SENDS:
+            self._wait_oldest()
+
+    def _collect(self, dst: str, src: str) -> torch.Tensor:
+        rank = self.ranks[src]
+        start = time.perf_counter()
+        try:
+            header = torch.empty(HEADER_LENGTH, dtype=torch.int64)
+            dist.recv(header, rank)
+            dtype, ndim = DTYPES[int(header[0])], int(header[1])
+            shape = tuple(int(s) for s in header[2 : 2 + ndim])
+            payload = torch.empty(shape, dtype=dtype)
+            dist.recv(payload.view(-1), rank)
+        except RuntimeError as error:
+            raise self._lost(src, error) from error
+        finally:
+            self.seconds_waiting += time.perf_counter() - start
+        return payload
+
+    def exchange(self, values, peers):
+        received = super().exchange(values, peers)
+        self.flush()  # our sends to the peer are done once it has answered
+        return received
+
+    def flush(self) -> None:
+        """Wait until every message sent so far has left."""
+        while self._pending:
+            self._wait_oldest()
+
+    def _wait_oldest(self) -> None:
+        dst, work, _buffer = self._pending.popleft()
+        start = time.perf_counter()
+        try:
+            work.wait()
+        except RuntimeError as error:
+            raise self._lost(dst, error) from error
+        finally:
+            self.seconds_waiting += time.perf_counter() - start
+
+    def _lost(self, party: str, error: Exception) -> PartyLostError:
+        """The error to raise, naming the lost party and the first failure any party reported.
+
+        A failure cascades (bob dies, alice stops, then the client loses alice), so each party
+        records what it saw in the rendezvous store; the first record names the real cause.
+        """
+        seen = f"{self.me} lost contact with {party}"
+        first = _first_failure(seen)
+        cause = "" if first in (None, seen) else f"; the first failure reported: {first}"
+        return PartyLostError(
+            f"{seen}: its process died, hung for more than {self.timeout:.0f} s, or the network failed"
+            f"{cause} ({str(error).splitlines()[0][:160]})"
+        )
+
+    def close(self) -> None:
+        try:
+            self.flush()
+        finally:
+            if dist.is_initialized():
+                dist.destroy_process_group()
+
+
+def _first_failure(report: str) -> str | None:
+    """Record `report` if no party has reported a failure yet; return the first report (or None)."""
+    try:
+        store = dist.distributed_c10d._get_default_store()
+        if store.add("secure_mnist/failures", 1) == 1:
+            store.set("secure_mnist/first_failure", report)
+            return report
+        deadline = time.monotonic() + 1.0
+        while not store.check(["secure_mnist/first_failure"]) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return store.get("secure_mnist/first_failure").decode()
+    except Exception:  # noqa: BLE001 - the store lives with the client, which may be the one that died
+        return None

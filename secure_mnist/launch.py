@@ -1,0 +1,104 @@
+"""Run each party in its own process: on one machine (spawned here) or on several (started by hand).
+
+Ranks are fixed by role: the client (the model owner, who also drives the run and prints the
+results) is rank 0, then alice, bob and the crypto provider. Every process runs the same program
+(SPMD, as CrypTen does); each holds only its own party's shares, data and randomness.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+
+from .communicator.distributed import DistributedCommunicator, PartyLostError
+from .mpc.session import Session
+from .training import TrainingConfig
+
+PARTIES = ("me", "alice", "bob", "crypto_provider")
+DEFAULT_TIMEOUT = 60.0
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def party_session(name: str, master: str, config: TrainingConfig, timeout: float, crypto_seed: int | None) -> Session:
+    """This process's view of the session: it runs party `name` and talks to the others over gloo."""
+    if name not in PARTIES:
+        raise ValueError(f"unknown party {name!r}: choose one of {', '.join(PARTIES)}")
+    comm = DistributedCommunicator(name, PARTIES, master, timeout)
+    return Session(workers=("alice", "bob"), crypto_provider="crypto_provider", client="me",
+                   encoder=config.encoder, communicator=comm, seed=crypto_seed)
+
+
+def party_from_environment() -> tuple[str, str]:
+    """The party and master address torchrun gives us (RANK, MASTER_ADDR, MASTER_PORT)."""
+    try:
+        rank = int(os.environ["RANK"])
+        master = f"{os.environ['MASTER_ADDR']}:{os.environ['MASTER_PORT']}"
+    except KeyError as missing:
+        raise ValueError(f"party 'auto' needs torchrun's environment variable {missing}") from None
+    if int(os.environ.get("WORLD_SIZE", len(PARTIES))) != len(PARTIES):
+        raise ValueError(f"run with torchrun --nproc-per-node {len(PARTIES)} (one process per party)")
+    return PARTIES[rank], master
+
+
+class LocalParties:
+    """Spawn alice, bob and the crypto provider as child processes on this machine."""
+
+    def __init__(self, job: str, forwarded_args: Sequence[str], master: str, timeout: float) -> None:
+        self.master = master
+        self.timeout = timeout
+        self.children: dict[str, subprocess.Popen] = {}
+        for name in PARTIES[1:]:
+            command = [sys.executable, "-m", "secure_mnist", "party", name, "--job", job, "--master", master,
+                       "--timeout", str(timeout), *forwarded_args]
+            self.children[name] = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+    def failures(self) -> list[str]:
+        """Children that exited with an error, with the last line of what they said."""
+        failed = []
+        for name, child in self.children.items():
+            if child.poll() not in (None, 0):
+                last = (child.stderr.read() if child.stderr else "").strip().splitlines()[-1:] or ["(no message)"]
+                failed.append(f"{name} exited with code {child.returncode}: {last[0]}")
+        return failed
+
+    def finish(self, grace: float | None = None) -> list[str]:
+        """Wait for every child (bounded); stop the ones still running after the grace period."""
+        deadline = time.monotonic() + (self.timeout if grace is None else grace)
+        for child in self.children.values():
+            remaining = max(0.0, deadline - time.monotonic())
+            try:
+                child.wait(timeout=remaining)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+        return self.failures()
+
+
+def run_with_local_parties(job: str, forwarded_args: Sequence[str], run_client, timeout: float = DEFAULT_TIMEOUT,
+                           master: str | None = None):
+    """Spawn the three other parties, run the client here, and report any party that failed."""
+    master = master or f"127.0.0.1:{free_port()}"
+    parties = LocalParties(job, forwarded_args, master, timeout)
+    try:
+        result = run_client(master)
+    except PartyLostError as error:
+        failed = parties.finish(grace=5.0)
+        detail = "; ".join(failed) if failed else "no party reported an error"
+        raise PartyLostError(f"{error}\n  parties: {detail}") from error
+    except BaseException:
+        for child in parties.children.values():
+            child.kill()
+        raise
+    failed = parties.finish()
+    if failed:
+        raise PartyLostError("the run finished here, but: " + "; ".join(failed))
+    return result

@@ -1,0 +1,112 @@
+"""Alice, bob, the crypto provider and the client in separate processes, over torch.distributed."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from secure_mnist.launch import free_port
+from secure_mnist.mpc.session import Session
+from secure_mnist.training import TrainingConfig, train_encrypted
+
+SMALL = ["--epochs", "2", "--n-train-items", "128", "--n-test-items", "128"]
+CONFIG = TrainingConfig(epochs=2, n_train_items=128, n_test_items=128)
+CRYPTO_SEED = 5
+
+
+def in_process_run(**kwargs):
+    return train_encrypted(CONFIG, Session(encoder=CONFIG.encoder, seed=CRYPTO_SEED), **kwargs)
+
+
+def cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "secure_mnist", *args], capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+def test_processes_give_exactly_the_in_process_result(tmp_path):
+    report = tmp_path / "run.json"
+    done = cli("train", "--parties", "processes", *SMALL, "--crypto-seed", str(CRYPTO_SEED), "--quiet",
+               "--no-plaintext", "--json", str(report))
+    assert done.returncode == 0, done.stderr
+    separate = json.loads(report.read_text())["encrypted"]
+    together = in_process_run()
+    assert [b["loss"] for b in separate["batch_logs"]] == [b.loss for b in together.batch_logs]
+    assert separate["correct"] == together.correct
+    # every party's traffic reached the client's progress line
+    assert set(separate["batch_logs"][-1]["traffic"]) == {"me", "alice", "bob", "crypto_provider"}
+
+
+def start_parties(master: str, *extra: str) -> dict[str, subprocess.Popen]:
+    """The multi-machine way: each party started on its own (here all on loopback)."""
+    return {name: subprocess.Popen([sys.executable, "-m", "secure_mnist", "party", name, "--master", master,
+                                    "--timeout", "10", *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            for name in ("me", "alice", "bob", "crypto_provider")}
+
+
+def test_a_dead_party_stops_the_others_with_an_error_naming_it(tmp_path):
+    master = f"127.0.0.1:{free_port()}"
+    parties = start_parties(master, "--epochs", "50", "--n-train-items", "128", "--n-test-items", "128")
+    client = parties["me"]
+    for line in client.stdout:  # wait until training is under way
+        if line.startswith("Train Epoch: 2"):
+            break
+    parties["bob"].kill()
+    killed_at = time.monotonic()
+    outcomes = {}
+    for name in ("me", "alice", "crypto_provider"):
+        try:
+            parties[name].wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            parties[name].kill()
+            pytest.fail(f"{name} was still running 30 s after bob died")
+        outcomes[name] = (parties[name].returncode, parties[name].stderr.read())
+    elapsed = time.monotonic() - killed_at
+    assert elapsed < 25  # bounded: the connection breaks at once, the timeout (10 s) is the backstop
+    for name, (code, stderr) in outcomes.items():
+        assert code != 0, f"{name} exited cleanly although bob died"
+        errors = [line for line in stderr.splitlines() if line.startswith("error: PartyLostError")]
+        assert errors and "lost contact with bob" in errors[-1], f"{name}: {stderr[-600:]}"
+
+
+def test_resume_from_checkpoints_continues_the_same_run(tmp_path):
+    uninterrupted = in_process_run()
+
+    class Interrupt(Exception):
+        pass
+
+    def stop_in_epoch_two(log, n_batches):
+        if log.epoch == 2:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        in_process_run(on_batch=stop_in_epoch_two, checkpoint_dir=str(tmp_path))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["alice.pt", "bob.pt", "crypto_provider.pt", "me.pt"]
+    resumed = in_process_run(resume_from=str(tmp_path))
+    epoch_two = [b.loss for b in uninterrupted.batch_logs if b.epoch == 2]
+    assert [b.loss for b in resumed.batch_logs] == epoch_two
+    assert resumed.correct == uninterrupted.correct
+
+
+def test_checkpoints_hold_one_party_each_and_resume_across_processes(tmp_path):
+    """Processes save per party; a processes run resumes from them and ends like the in-process run."""
+    first = cli("train", "--parties", "processes", *SMALL[:1], "1", *SMALL[2:], "--crypto-seed", str(CRYPTO_SEED),
+                "--quiet", "--no-plaintext", "--checkpoint", str(tmp_path))
+    # a one-epoch run's checkpoint has epochs=1 in its settings; resuming needs the same settings
+    assert first.returncode == 0, first.stderr
+    import torch
+
+    alice = torch.load(tmp_path / "alice.pt", weights_only=False)
+    bob = torch.load(tmp_path / "bob.pt", weights_only=False)
+    assert alice["party"] == "alice" and len(alice["shares"]) == 6
+    assert not any(torch.equal(a, b) for a, b in zip(alice["shares"], bob["shares"]))
+    assert torch.load(tmp_path / "crypto_provider.pt", weights_only=False)["shares"] is None
+    again = cli("train", "--parties", "processes", *SMALL[:1], "1", *SMALL[2:], "--crypto-seed", str(CRYPTO_SEED),
+                "--quiet", "--no-plaintext", "--resume", str(tmp_path))
+    assert again.returncode == 0, again.stderr
+    assert "Test set: Accuracy:" in again.stdout
