@@ -88,8 +88,11 @@ def _run_training(args: argparse.Namespace, session=None) -> int:
         from .mpc.session import Session
 
         session = Session(encoder=config.encoder, seed=args.crypto_seed)
-    encrypted = train_encrypted(config, session, on_batch=log, checkpoint_dir=args.checkpoint, resume_from=args.resume)
-    bar.close()
+    try:
+        encrypted = train_encrypted(config, session, on_batch=log, checkpoint_dir=args.checkpoint,
+                                    resume_from=args.resume)
+    finally:
+        bar.close()
     print(f"\nTest set: Accuracy: {encrypted.correct}/{encrypted.total} ({encrypted.accuracy:.0f}%)")
     print(f"Encrypted run ({args.parties}): {encrypted.seconds:.1f} s, {encrypted.bytes_sent / 1e9:.2f} GB sent "
           f"by this process, {encrypted.rounds} rounds between the workers")

@@ -24,11 +24,13 @@ class TrafficStats:
     messages: int = 0
     rounds: int = 0
 
-    def record(self, src: str, dst: str, tensor: torch.Tensor) -> None:
-        size = tensor.numel() * tensor.element_size()
-        self.bytes_sent[src] += size
-        self.bytes_received[dst] += size
+    def record_sent(self, src: str, tensor: torch.Tensor) -> None:
+        self.bytes_sent[src] += tensor.numel() * tensor.element_size()
         self.messages += 1
+
+    def record_received(self, dst: str, tensor: torch.Tensor) -> None:
+        """Counted where the message arrives: with parties in separate processes, that is another process."""
+        self.bytes_received[dst] += tensor.numel() * tensor.element_size()
 
     def total_bytes(self) -> int:
         return sum(self.bytes_sent.values())
@@ -77,11 +79,12 @@ class Communicator(ABC):
         return party in self.local_parties
 
     def send(self, src: str, dst: str, tensor: torch.Tensor) -> None:
-        self.stats.record(src, dst, tensor)
+        self.stats.record_sent(src, tensor)
         self._deliver(src, dst, tensor)
 
     def recv(self, dst: str, src: str) -> torch.Tensor:
         tensor = self._collect(dst, src)
+        self.stats.record_received(dst, tensor)
         if self.inbox_log is not None:
             self.inbox_log.setdefault(dst, []).append(tensor)
         return tensor
