@@ -203,7 +203,7 @@ def process_benchmark_job(session: Session, config: TrainingConfig, repeats: int
     timings = {me.name: PartyTiming(*own.tolist())}
     for party in session.parties():
         if party is not me:
-            timings[party.name] = PartyTiming(*comm.recv_untracked(me.name, party.name).tolist())
+            timings[party.name] = PartyTiming(*comm.recv_untracked(me.name, party.name, (5,), torch.float64).tolist())
     return {"step_ms": statistics.median(times) * 1e3, "rounds_per_step": traffic.rounds // repeats, "parties": timings}
 
 

@@ -14,6 +14,8 @@ import sys
 import time
 from collections.abc import Sequence
 
+import torch
+
 from .communicator.distributed import DistributedCommunicator, PartyLostError
 from .mpc.session import Session
 from .training import TrainingConfig
@@ -32,6 +34,8 @@ def party_session(name: str, master: str, config: TrainingConfig, timeout: float
     """This process's view of the session: it runs party `name` and talks to the others over gloo."""
     if name not in PARTIES:
         raise ValueError(f"unknown party {name!r}: choose one of {', '.join(PARTIES)}")
+    # Several parties share this machine's cores: one thread each, or their thread pools fight.
+    torch.set_num_threads(int(os.environ.get("SECURE_MNIST_THREADS", "1")))
     comm = DistributedCommunicator(name, PARTIES, master, timeout)
     return Session(workers=("alice", "bob"), crypto_provider="crypto_provider", client="me",
                    encoder=config.encoder, communicator=comm, seed=crypto_seed)

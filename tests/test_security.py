@@ -103,5 +103,5 @@ def test_the_inbox_check_would_catch_a_leak():
     secret = session.encoder.encode(torch.randn(100))
     bob, alice = session.workers[1], session.workers[0]
     session.comm.send(bob.name, alice.name, secret)  # what a broken protocol might do
-    session.comm.recv(alice.name, bob.name)
+    session.comm.recv(alice.name, bob.name, secret.shape)
     assert torch.isin(inbox[alice.name][0], secret[(secret != 0) & (secret != 1)]).sum() > 90

@@ -2,11 +2,15 @@
 
 The pages include sections of these files (pymdownx.snippets) and sybil runs those sections in
 the pages' namespaces; this test runs each whole file in a fresh interpreter, from the repository
-root, so a snippet that only works inside a page (or only prints when imported) is caught.
+root, so a snippet that only works inside a page (or prints nothing on its own) is caught.
+
+The package is made importable as if it were installed (`pip install -e .`, as the README says),
+whether or not it is installed in the environment running the tests.
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -24,9 +28,11 @@ def test_there_are_snippets() -> None:
 
 @pytest.mark.parametrize("snippet", SNIPPETS, ids=[path.name for path in SNIPPETS])
 def test_snippet_runs_as_a_script(snippet: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
     result = subprocess.run(
         [sys.executable, str(snippet.relative_to(REPO))],
         cwd=REPO,
+        env=env,
         capture_output=True,
         text=True,
         timeout=TIMEOUT_SECONDS,

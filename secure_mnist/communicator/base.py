@@ -72,8 +72,12 @@ class Communicator(ABC):
         """Move one tensor from src towards dst."""
 
     @abstractmethod
-    def _collect(self, dst: str, src: str) -> torch.Tensor:
-        """Take the oldest tensor src sent to dst."""
+    def _collect(self, dst: str, src: str, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+        """Take the oldest tensor src sent to dst; the receiver always knows its shape and dtype.
+
+        Every party runs the same program, so what a party expects is known without asking: the
+        backends need no header, and a mismatch is a protocol bug worth an exception.
+        """
 
     def is_local(self, party: str) -> bool:
         return party in self.local_parties
@@ -82,8 +86,9 @@ class Communicator(ABC):
         self.stats.record_sent(src, tensor)
         self._deliver(src, dst, tensor)
 
-    def recv(self, dst: str, src: str) -> torch.Tensor:
-        tensor = self._collect(dst, src)
+    def recv(self, dst: str, src: str, shape: tuple[int, ...] | torch.Size,
+             dtype: torch.dtype = torch.int64) -> torch.Tensor:
+        tensor = self._collect(dst, src, tuple(shape), dtype)
         self.stats.record_received(dst, tensor)
         if self.inbox_log is not None:
             self.inbox_log.setdefault(dst, []).append(tensor)
@@ -94,14 +99,14 @@ class Communicator(ABC):
         self.stats.rounds += 1
         for party, value in values.items():
             self.send(party, peers[party], value)
-        return {party: self.recv(party, peers[party]) for party in values}
+        return {party: self.recv(party, peers[party], value.shape, value.dtype) for party, value in values.items()}
 
     def send_untracked(self, src: str, dst: str, tensor: torch.Tensor) -> None:
         """A message about the computation (telemetry), not part of it: not counted, not logged."""
         self._deliver(src, dst, tensor)
 
-    def recv_untracked(self, dst: str, src: str) -> torch.Tensor:
-        return self._collect(dst, src)
+    def recv_untracked(self, dst: str, src: str, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+        return self._collect(dst, src, shape, dtype)
 
     def flush(self) -> None:
         """Wait until every message sent so far has left (nothing to do in memory)."""

@@ -1,7 +1,7 @@
 """Parties in separate processes (one machine or several), over torch.distributed with gloo.
 
-Each process runs one party. Messages are point-to-point: a small header (dtype and shape) and
-then the payload, so the receiver needs no advance knowledge of what comes. Sends are
+Each process runs one party. Messages are point-to-point tensors with no header: every party runs
+the same program, so the receiver knows the shape and dtype it expects. Sends are
 asynchronous (isend), so two workers exchanging large tensors never wait on each other. A peer
 that dies breaks the TCP connection and a peer that hangs runs into the timeout: either way the
 error names the party.
@@ -20,8 +20,6 @@ import torch.distributed as dist
 from ..errors import SecureMNISTError
 from .base import Communicator
 
-HEADER_LENGTH = 10  # dtype code, number of dimensions, up to 8 sizes
-DTYPES = [torch.int64, torch.uint8, torch.float32, torch.float64, torch.bool]
 MAX_PENDING_SENDS = 64
 
 
@@ -59,31 +57,20 @@ class DistributedCommunicator(Communicator):
 
     def _deliver(self, src: str, dst: str, tensor: torch.Tensor) -> None:
         start = time.perf_counter()
-        payload = tensor.contiguous()
-        header = torch.zeros(HEADER_LENGTH, dtype=torch.int64)
-        header[0], header[1] = DTYPES.index(payload.dtype), payload.dim()
-        header[2 : 2 + payload.dim()] = torch.tensor(payload.shape, dtype=torch.int64)
+        flat = tensor.contiguous().view(-1)
         self.seconds_serializing += time.perf_counter() - start
-        rank = self.ranks[dst]
-        flat = payload.view(-1)
         try:
-            self._pending.append((dst, dist.isend(header, rank), header))
-            self._pending.append((dst, dist.isend(flat, rank), flat))
+            self._pending.append((dst, dist.isend(flat, self.ranks[dst]), flat))
         except RuntimeError as error:
             raise self._lost(dst, error) from error
         while len(self._pending) > MAX_PENDING_SENDS:
             self._wait_oldest()
 
-    def _collect(self, dst: str, src: str) -> torch.Tensor:
-        rank = self.ranks[src]
+    def _collect(self, dst: str, src: str, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
         start = time.perf_counter()
         try:
-            header = torch.empty(HEADER_LENGTH, dtype=torch.int64)
-            dist.recv(header, rank)
-            dtype, ndim = DTYPES[int(header[0])], int(header[1])
-            shape = tuple(int(s) for s in header[2 : 2 + ndim])
             payload = torch.empty(shape, dtype=dtype)
-            dist.recv(payload.view(-1), rank)
+            dist.recv(payload.view(-1), self.ranks[src])
         except RuntimeError as error:
             raise self._lost(src, error) from error
         finally:

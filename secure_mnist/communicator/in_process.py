@@ -29,8 +29,12 @@ class InProcessCommunicator(Communicator):
         # must not change what was already "on the wire".
         self._queues.setdefault((src, dst), deque()).append(tensor.clone())
 
-    def _collect(self, dst: str, src: str) -> torch.Tensor:
+    def _collect(self, dst: str, src: str, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
         queue = self._queues.get((src, dst))
         if not queue:
             raise RuntimeError(f"{dst} expected a message from {src}, but none was sent (protocol out of step)")
-        return queue.popleft()
+        tensor = queue.popleft()
+        if tuple(tensor.shape) != shape or tensor.dtype != dtype:
+            raise RuntimeError(f"{dst} expected {dtype} {shape} from {src} but got {tensor.dtype} "
+                               f"{tuple(tensor.shape)} (protocol out of step)")
+        return tensor

@@ -13,7 +13,7 @@ from ..communicator import Communicator, InProcessCommunicator
 from ..encoding import FixedPointEncoder
 from ..errors import SetupError
 from ..parties import Client, CryptoProvider, Party, Worker
-from .randomness import PRG, derive_seed
+from .randomness import PRG, SEED_BYTES, derive_seed
 
 
 class Session:
@@ -93,7 +93,8 @@ class Session:
             self.comm.send(holder.name, peer.name, torch.frombuffer(bytearray(seed), dtype=torch.uint8))
             self._pair_prgs[(holder.name, peer.name)] = PRG(seed)
         if self.is_local(peer):
-            self._pair_prgs[(peer.name, holder.name)] = PRG(self.comm.recv(peer.name, holder.name).numpy().tobytes())
+            seed = self.comm.recv(peer.name, holder.name, (SEED_BYTES,), torch.uint8)
+            self._pair_prgs[(peer.name, holder.name)] = PRG(seed.numpy().tobytes())
 
     def common_prg(self, holder: Party, peer: Party) -> PRG:
         """`holder`'s copy of the random stream it shares with `peer`."""
@@ -128,7 +129,7 @@ class Session:
             if self.comm.is_local(name):
                 traffic[name] = (stats.bytes_sent[name], stats.bytes_received[name])
             else:
-                sent, received = self.comm.recv_untracked(self.client.name, name).tolist()
+                sent, received = self.comm.recv_untracked(self.client.name, name, (2,), torch.int64).tolist()
                 traffic[name] = (sent, received)
         return traffic
 

@@ -130,7 +130,7 @@ def share_secret(session: Session, owner: Party, secret: torch.Tensor, split: st
                 session.comm.send(owner.name, worker.name, share)
     for worker in session.local_workers:
         if worker is not owner:
-            shares[worker] = session.comm.recv(worker.name, owner.name)
+            shares[worker] = session.comm.recv(worker.name, owner.name, secret.shape)
     return AdditiveSharingTensor(session, shares, secret.shape)
 # --8<-- [end:share_secret]
 
@@ -149,7 +149,8 @@ def reveal_to(x: AdditiveSharingTensor, receiver: Party) -> torch.Tensor | None:
         return None
     total = torch.zeros(x.shape, dtype=torch.int64)
     for worker in session.workers:
-        total = total + (x.share_of(worker) if worker is receiver else session.comm.recv(receiver.name, worker.name))
+        total = total + (x.share_of(worker) if worker is receiver
+                         else session.comm.recv(receiver.name, worker.name, x.shape))
     return total
 # --8<-- [end:reveal_to]
 

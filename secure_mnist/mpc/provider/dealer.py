@@ -51,7 +51,7 @@ def correlated_randomness(session: Session, n_random: int, n_derived: int, deriv
     for worker in session.local_workers:
         random_part, derived_part = draw(worker, dealer)
         if worker is second:
-            derived_part = session.comm.recv(worker.name, dealer.name)
+            derived_part = session.comm.recv(worker.name, dealer.name, (n_derived,))
         shares[worker] = (random_part, derived_part)
     return shares
 
