@@ -7,7 +7,7 @@ Each class keeps what its gradient needs from the forward pass, micrograd-style.
 
 from __future__ import annotations
 
-from ..mpc.fixed_point import FixedPrecisionTensor
+from ..mpc.fixed_point import FixedPrecisionTensor, matmul_together
 from ..mpc.sharing import AdditiveSharingTensor
 
 Grads = tuple["FixedPrecisionTensor | None", ...]
@@ -91,9 +91,9 @@ class MatmulBackward(GradFunc):
         self.other = other.child
 
     def gradient(self, grad):
-        grad_self_ = grad @ self.other.t() if self.needs(0) else None
-        grad_other = self.self_.t() @ grad if self.needs(1) else None
-        return grad_self_, grad_other
+        # both products are opened in the same round
+        return tuple(matmul_together([(grad, self.other.t()) if self.needs(0) else None,
+                                      (self.self_.t(), grad) if self.needs(1) else None]))
 # --8<-- [end:MatmulBackward]
 
 

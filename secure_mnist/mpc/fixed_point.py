@@ -16,8 +16,8 @@ import torch
 from ..encoding import FixedPointEncoder
 from ..errors import NotSharedError, PrecisionMismatchError
 from ..parties import Party
-from .primitives.beaver import matmul, mul
-from .primitives.comparison import is_negative
+from .primitives.beaver import matmul, matmuls, mul
+from .primitives.comparison import is_negative, relu_and_bit
 from .primitives.truncation import truncate
 from .session import Session, session_for
 from .sharing import AdditiveSharingTensor, reveal_to, share_secret
@@ -244,8 +244,8 @@ class FixedPrecisionTensor:
     def relu_with_derivative(self) -> tuple[FixedPrecisionTensor, AdditiveSharingTensor]:
         """max(x, 0) and the shared bit [x >= 0], computed without revealing any sign."""
         self._require_shared("relu")
-        positive = _not(is_negative(self.child))  # type: ignore[arg-type]
-        return self._wrap(mul(self.child, positive)), positive  # type: ignore[arg-type]
+        relu, positive = relu_and_bit(self.child)  # type: ignore[arg-type]
+        return self._wrap(relu), positive  # type: ignore[arg-type]
 
     def relu(self) -> FixedPrecisionTensor:
         return self.relu_with_derivative()[0]
@@ -313,6 +313,17 @@ class FixedPrecisionTensor:
         return f"FixedPrecisionTensor({self.float_precision()}, {self.encoder.describe()})"
 
 
+def matmul_together(pairs: Sequence[tuple[FixedPrecisionTensor, FixedPrecisionTensor] | None]
+                    ) -> list[FixedPrecisionTensor | None]:
+    """Independent shared matrix products in one round (None entries are skipped)."""
+    wanted = [pair for pair in pairs if pair is not None]
+    for left, right in wanted:
+        left._coerce(right)
+        _check_matmul(left.shape, right.shape)
+    raw = iter(matmuls([(left.child, right.child) for left, right in wanted]))  # type: ignore[misc]
+    return [None if pair is None else pair[0]._wrap(truncate(next(raw), pair[0].encoder.scale)) for pair in pairs]
+
+
 # -- helpers ------------------------------------------------------------------------------------------
 def _add(x: Ring, y: Ring) -> Ring:
     if isinstance(x, AdditiveSharingTensor) and isinstance(y, AdditiveSharingTensor):
@@ -340,6 +351,8 @@ def _cat_last(x: FixedPrecisionTensor, y: FixedPrecisionTensor) -> FixedPrecisio
 
 
 def _check_broadcast(a: torch.Size, b: torch.Size, op: str) -> None:
+    if a == b:
+        return
     try:
         torch.broadcast_shapes(a, b)
     except RuntimeError:

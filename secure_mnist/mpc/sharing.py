@@ -6,7 +6,7 @@ multiply by a public integer, sum, reshape) are local: each worker applies them 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -86,7 +86,7 @@ class AdditiveSharingTensor:
     def add_public(self, value: torch.Tensor) -> AdditiveSharingTensor:
         """x + c for a public ring element c: one worker adds it, the other keeps its share."""
         first = self.session.first
-        shape = torch.broadcast_shapes(self.shape, value.shape)
+        shape = self.shape if value.shape == self.shape else torch.broadcast_shapes(self.shape, value.shape)
         return AdditiveSharingTensor(
             self.session, {w: s + value if w is first else s.expand(shape) for w, s in self.local_shares().items()},
             shape,
@@ -104,6 +104,9 @@ class AdditiveSharingTensor:
 
     def __repr__(self) -> str:
         return f"[AdditiveSharingTensor shape={tuple(self.shape)} held by {self.session.describe()}]"
+
+
+Combine = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def _meta_shape(fn: Callable[..., torch.Tensor], *tensors: AdditiveSharingTensor) -> torch.Size:
@@ -157,13 +160,13 @@ def reveal_to(x: AdditiveSharingTensor, receiver: Party) -> torch.Tensor | None:
 
 # --8<-- [start:open_to_workers]
 def open_to_workers(values: dict[Worker, tuple[torch.Tensor, ...]], session: Session,
-                    combine: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = torch.add) -> dict[Worker, list[torch.Tensor]]:
+                    combine: Combine | Sequence[Combine] = torch.add) -> dict[Worker, list[torch.Tensor]]:
     """One round in which the workers open masked values to each other.
 
     Each worker sends its shares of the (already masked) values and combines the peer's shares
-    with its own (`torch.add` for additive shares, `torch.bitwise_xor` for XOR shares): both end
-    up with the same public values, reconstructed at the worker, never here. Several tensors
-    travel as one message.
+    with its own (`torch.add` for additive shares, `torch.bitwise_xor` for XOR shares; one for all
+    tensors or one per tensor): both end up with the same public values, reconstructed at the
+    worker, never here. Several tensors travel as one message.
     """
     sizes: list[int] = []
     packed = {}
@@ -173,7 +176,11 @@ def open_to_workers(values: dict[Worker, tuple[torch.Tensor, ...]], session: Ses
     received = session.comm.exchange(packed, session.peer)
     opened: dict[Worker, list[torch.Tensor]] = {}
     for worker, tensors in values.items():
-        flat = combine(packed[worker.name], received[worker.name])
-        opened[worker] = [part.view(t.shape) for part, t in zip(flat.split(sizes), tensors)]
+        if callable(combine):
+            parts = combine(packed[worker.name], received[worker.name]).split(sizes)
+        else:
+            parts = [join(mine, theirs) for join, mine, theirs
+                     in zip(combine, packed[worker.name].split(sizes), received[worker.name].split(sizes))]
+        opened[worker] = [part.view(t.shape) for part, t in zip(parts, tensors)]
     return opened
 # --8<-- [end:open_to_workers]
