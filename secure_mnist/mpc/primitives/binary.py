@@ -21,7 +21,11 @@ BinaryTriple = dict[Worker, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
 
 # --8<-- [start:and]
 def and_(session: Session, x: XorShares, y: XorShares, triple: BinaryTriple) -> XorShares:
-    """XOR shares of x & y (flat int64 words), consuming one binary triple of the same size."""
+    """XOR shares of x & y (broadcasting), consuming a binary triple of the same shapes.
+
+    When x is smaller than y (one operand ANDed with several words), only |x| + |y| words are
+    opened, not 2|y|.
+    """
     masked = {w: (x[w] ^ triple[w][0], y[w] ^ triple[w][1]) for w in x}
     opened = open_to_workers(masked, session, combine=torch.bitwise_xor)
     out = {}

@@ -12,9 +12,9 @@ The propagate p starts XOR-shared for free (each worker contributes its own shar
 binary Beaver AND. The sign is p_63 ^ carry_63 = p_63 ^ g_62. Then a dealer-supplied random bit,
 known in both sharings, converts the XOR-shared sign bit into an additive one in one more round.
 
-Cost per element: 7 rounds and 12 ANDs for the adder (24 words sent per worker), 1 round and one
-bit for the conversion (bits travel packed, 64 to a word): 8 rounds, about 192 bytes sent by
-each worker. Nobody learns the sign: every
+Cost per element: 7 rounds and 12 ANDs for the adder (in a prefix step both ANDs share the
+operand p, masked once: 19 words sent per worker), 1 round and one bit for the conversion (bits
+travel packed, 64 to a word): 8 rounds, about 152 bytes sent by each worker. Nobody learns the sign: every
 opened value is masked by a fresh random word or bit from the dealer.
 
 ReLU needs x times the bit as well. Instead of a Beaver multiplication after the comparison, the
@@ -41,28 +41,26 @@ def sign_bit_xor(x: AdditiveSharingTensor) -> XorShares:
     session = x.session
     first = session.first
     n = x.shape.numel()
-    # One AND of size n for g, then per prefix step one of size 2n (g and p together), n at the end.
-    triples = binary_triples(session, [n] + [2 * n] * (len(SHIFTS) - 1) + [n])
+    # One AND for g, then per prefix step p AND [g << k, p << k] (p masked once), g only at the end.
+    triples = binary_triples(session, [((n,), (n,))] + [((n,), (2, n))] * (len(SHIFTS) - 1) + [((n,), (n,))])
     shares = {w: s.reshape(-1) for w, s in x.local_shares().items()}
     # Each worker's share is one adder input: (x_alice, 0) and (0, x_bob) as XOR shares.
     zeros = {w: torch.zeros_like(s) for w, s in shares.items()}
     left = {w: s if w is first else zeros[w] for w, s in shares.items()}
     right = {w: zeros[w] if w is first else s for w, s in shares.items()}
     generate = and_(session, left, right, {w: t[0] for w, t in triples.items()})
-    propagate = shares  # XOR shares of x_alice ^ x_bob: each worker's own share
-    p = propagate
-    for step, shift in enumerate(SHIFTS, start=1):
-        step_triple = {w: t[step] for w, t in triples.items()}
-        if shift == SHIFTS[-1]:  # the last propagate would never be used
-            carried = and_(session, p, {w: g << shift for w, g in generate.items()}, step_triple)
-            generate = {w: generate[w] ^ carried[w] for w in generate}
-        else:
-            lhs = {w: torch.cat([p[w], p[w]]) for w in p}
-            rhs = {w: torch.cat([generate[w] << shift, p[w] << shift]) for w in p}
-            both = and_(session, lhs, rhs, step_triple)
-            generate = {w: generate[w] ^ both[w][:n] for w in both}
-            p = {w: both[w][n:] for w in both}
-    return {w: ((propagate[w] ^ (generate[w] << 1)) >> (WORD_BITS - 1)) & 1 for w in propagate}
+    # generate and propagate stacked: row 0 is g, row 1 is p (p starts as each worker's own share)
+    gp = {w: torch.stack([generate[w], shares[w]]) for w in shares}
+    for step, shift in enumerate(SHIFTS[:-1], start=1):
+        both = and_(session, {w: t[1] for w, t in gp.items()}, {w: t << shift for w, t in gp.items()},
+                    {w: t[step] for w, t in triples.items()})
+        for worker, result in both.items():
+            result[0] ^= gp[worker][0]  # g <- g ^ (p & (g << k)); row 1 is already p & (p << k)
+        gp = both
+    last = and_(session, {w: t[1] for w, t in gp.items()}, {w: t[0] << SHIFTS[-1] for w, t in gp.items()},
+                {w: t[-1] for w, t in triples.items()})
+    carries = {w: gp[w][0] ^ last[w] for w in gp}
+    return {w: ((shares[w] ^ (carries[w] << 1)) >> (WORD_BITS - 1)) & 1 for w in shares}
 # --8<-- [end:sign_bit_xor]
 
 

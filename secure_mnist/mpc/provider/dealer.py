@@ -72,12 +72,28 @@ def beaver_triple(session: Session, op: Bilinear, shape_a: torch.Size, shape_b: 
 # --8<-- [end:beaver_triple]
 
 
-def binary_triples(session: Session, sizes: Sequence[int]) -> dict[Worker, list[tuple[torch.Tensor, ...]]]:
-    """XOR shares of random words a, b and c = a AND b, one triple per requested size, all at once."""
-    total = sum(sizes)
-    dealt = correlated_randomness(session, 2 * total, total, lambda ab: ab[:total] & ab[total:], sharing="xor")
-    return {w: list(zip(ab[:total].split(list(sizes)), ab[total:].split(list(sizes)), c.split(list(sizes))))
-            for w, (ab, c) in dealt.items()}
+def binary_triples(session: Session, shapes: Sequence[tuple[tuple[int, ...], tuple[int, ...]]]
+                   ) -> dict[Worker, list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]]:
+    """XOR shares of random words a, b and c = a AND b (broadcast), one triple per (shape_a, shape_b).
+
+    All of them in one go: one draw per stream, one message to the second worker.
+    """
+    layout = [(shape_a, shape_b, torch.broadcast_shapes(shape_a, shape_b)) for shape_a, shape_b in shapes]
+    random_sizes = [size for shape_a, shape_b, _ in layout for size in (_numel(shape_a), _numel(shape_b))]
+    derived_sizes = [_numel(shape_c) for _, _, shape_c in layout]
+
+    def products(ab: torch.Tensor) -> torch.Tensor:
+        parts = ab.split(random_sizes)
+        return torch.cat([(parts[2 * i].view(sa) & parts[2 * i + 1].view(sb)).reshape(-1)
+                          for i, (sa, sb, _) in enumerate(layout)])
+
+    dealt = correlated_randomness(session, sum(random_sizes), sum(derived_sizes), products, sharing="xor")
+    triples = {}
+    for worker, (ab, c) in dealt.items():
+        parts, products_ = ab.split(random_sizes), c.split(derived_sizes)
+        triples[worker] = [(parts[2 * i].view(sa), parts[2 * i + 1].view(sb), products_[i].view(sc))
+                           for i, (sa, sb, sc) in enumerate(layout)]
+    return triples
 
 
 def shared_random_bits(session: Session, size: int) -> dict[Worker, tuple[torch.Tensor, torch.Tensor]]:
@@ -90,3 +106,10 @@ def output_shape(op: Bilinear, shape_a: tuple[int, ...], shape_b: tuple[int, ...
     """The shape op(a, b) will have, worked out on shape-only tensors."""
     meta = dict(dtype=torch.int64, device="meta")
     return op(torch.empty(shape_a, **meta), torch.empty(shape_b, **meta)).shape
+
+
+def _numel(shape: tuple[int, ...]) -> int:
+    count = 1
+    for size in shape:
+        count *= size
+    return count
