@@ -51,14 +51,18 @@ def _plaintext_step(config: TrainingConfig, images: torch.Tensor, targets: torch
         loss = ((output - targets) ** 2).sum() / output.shape[0]
         loss.backward()
         optimizer.step()
+        loss.item()  # the loss is printed each batch, as in the tutorial
 
     return step
 
 
-def _encrypted_step(config: TrainingConfig, images: torch.Tensor, targets: torch.Tensor):
+def _encrypted_step(config: TrainingConfig, images: torch.Tensor, targets: torch.Tensor,
+                    session: Session | None = None):
+    """One step of the tutorial's loop on shared data; the loss is revealed to the client, as the
+    tutorial prints it, which also makes the client wait for the workers when they run elsewhere."""
+    session = session or Session(encoder=config.encoder)
     torch.manual_seed(config.seed)
-    model = Net(config.activation)
-    session = Session(encoder=config.encoder)
+    model = build_model(config, session)
     encrypt_parameters(model, session)
     data, target = share_batch(images, session), share_batch(targets, session)
     optimizer = SGD(model.parameters(), lr=config.lr)
@@ -69,6 +73,7 @@ def _encrypted_step(config: TrainingConfig, images: torch.Tensor, targets: torch
         loss = ((output - target) ** 2).sum().refresh() / output.shape[0]
         loss.backward()
         optimizer.step()
+        loss.decrypt()
 
     return step, session
 
@@ -164,22 +169,8 @@ def process_benchmark_job(session: Session, config: TrainingConfig, repeats: int
     which it does after every step as the tutorial does; the others report their time split."""
     images, labels = (plaintext_batches(config, train=True)[0] if session.is_local(session.client)
                       else placeholder_batches(config, train=True)[0])
-    targets = one_hot(labels)
-    torch.manual_seed(config.seed)
-    model = build_model(config, session)
-    encrypt_parameters(model, session)
-    data, target = share_batch(images, session), share_batch(targets, session)
-    optimizer = SGD(model.parameters(), lr=config.lr)
+    step, _ = _encrypted_step(config, images, one_hot(labels), session)
     comm = session.comm
-
-    def step() -> None:
-        optimizer.zero_grad()
-        output = model(data)
-        loss = ((output - target) ** 2).sum().refresh() / output.shape[0]
-        loss.backward()
-        optimizer.step()
-        loss.decrypt()  # the client waits for this: the step is over for everyone who matters
-
     for _ in range(2):
         step()
     comm.flush()
