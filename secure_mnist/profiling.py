@@ -2,7 +2,9 @@
 
 Primitives are decorated with @timed("category"). While no Breakdown is active the decorator costs
 one global lookup; while one is, each call adds its wall time to its category. Nested calls are
-charged to the outermost category only (a comparison's ANDs count as comparison).
+charged to the outermost category only (a comparison's ANDs count as comparison). A category
+marked `within=True` (the crypto provider's dealing) is also counted inside the others, as an
+"of which" figure.
 """
 
 from __future__ import annotations
@@ -24,14 +26,21 @@ class Breakdown:
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = defaultdict(float)
+        self.within: dict[str, float] = defaultdict(float)
         self._depth = 0
 
 
-def timed(category: str) -> Callable[[F], F]:
+def timed(category: str, within: bool = False) -> Callable[[F], F]:
     def decorate(fn: F) -> F:
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             breakdown = _active
+            if breakdown is not None and within:
+                start = time.perf_counter()
+                try:
+                    return fn(*args, **kwargs)
+                finally:
+                    breakdown.within[category] += time.perf_counter() - start
             if breakdown is None or breakdown._depth:
                 return fn(*args, **kwargs)
             breakdown._depth += 1

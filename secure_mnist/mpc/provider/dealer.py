@@ -16,6 +16,7 @@ from functools import lru_cache
 import torch
 
 from ...parties import Worker
+from ...profiling import timed
 from ..session import Session
 
 Bilinear = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -43,10 +44,7 @@ def correlated_randomness(session: Session, n_random: int, n_derived: int, deriv
         return random_part, words[n_random:]
 
     if session.is_local(dealer):
-        random_first, derived_first = draw(dealer, first)
-        random_second, _ = draw(dealer, second)
-        derived = derive(join(random_first, random_second))
-        session.comm.send(dealer.name, second.name, split(derived, derived_first))
+        _deal(session, draw, derive, join, split)
     shares = {}
     for worker in session.local_workers:
         random_part, derived_part = draw(worker, dealer)
@@ -54,6 +52,16 @@ def correlated_randomness(session: Session, n_random: int, n_derived: int, deriv
             derived_part = session.comm.recv(worker.name, dealer.name, (n_derived,))
         shares[worker] = (random_part, derived_part)
     return shares
+
+
+@timed("crypto provider (dealing)", within=True)
+def _deal(session: Session, draw, derive: Derive, join, split) -> None:
+    """The dealer's side: the same random words as the workers draw, and the derived ones sent."""
+    first, second = session.workers
+    random_first, derived_first = draw(session.provider, first)
+    random_second, _ = draw(session.provider, second)
+    derived = derive(join(random_first, random_second))
+    session.comm.send(session.provider.name, second.name, split(derived, derived_first))
 
 
 # --8<-- [start:beaver_triple]
