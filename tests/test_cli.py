@@ -1,0 +1,60 @@
+"""The command line: what `train` and `bench` print, and their errors (no timing assertions here)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from secure_mnist.__main__ import main
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "secure_mnist", *args], capture_output=True, text=True,
+                          timeout=600, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+def test_train_prints_the_tutorials_lines_and_the_plaintext_comparison(tmp_path):
+    report = tmp_path / "report.json"
+    done = run("train", "--epochs", "1", "--n-train-items", "128", "--n-test-items", "128",
+               "--activation", "square", "--json", str(report))
+    assert done.returncode == 0, done.stderr
+    assert "Train Epoch: 1 [64/128 (50%)]\tLoss: " in done.stdout  # per-batch lines; the bar is on stderr
+    assert "encrypted training" in done.stderr and "batch" in done.stderr  # the progress bar
+    assert "Test set: Accuracy: " in done.stdout and "/128 (" in done.stdout
+    assert "Plaintext PyTorch, same seed, data and initialisation:" in done.stdout
+    data = json.loads(report.read_text())
+    assert data["config"]["activation"] == "square"
+    assert len(data["encrypted"]["batch_logs"]) == 2
+    assert 0 <= data["encrypted"]["accuracy"] <= 100 and 0 <= data["plaintext"]["accuracy"] <= 100
+
+
+def test_bench_json_reports_both_activations_and_where_the_time_goes():
+    done = run("bench", "--repeats", "2", "--json")
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert set(data["encrypted"]) == {"relu", "square"}
+    relu = data["encrypted"]["relu"]
+    assert relu["median_ms"] > 0 and relu["ratio"] > 1 and relu["bytes_per_step"] > 0 and relu["rounds_per_step"] > 0
+    assert {"comparisons", "linear layers (matmul)", "truncation"} <= set(relu["breakdown_ms"])
+    assert "comparisons" not in data["encrypted"]["square"]["breakdown_ms"]  # no ReLU, no comparison
+    assert 0 < relu["dealer_ms"] < relu["median_ms"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--epochs", "0"], "epochs must be at least 1"),
+    (["train", "--lr", "-1"], "lr must be positive"),
+    (["party", "mallory", "--master", "127.0.0.1:1"], "unknown party 'mallory'"),
+    (["party", "alice"], "party needs --master"),
+    (["party", "auto"], "torchrun's environment variable"),
+])
+def test_bad_arguments_get_a_clear_message(argv, message, capsys, monkeypatch):
+    for name in ("RANK", "MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    assert message in capsys.readouterr().err
