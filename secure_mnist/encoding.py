@@ -88,7 +88,7 @@ def check_in_range(encoded: torch.Tensor, encoder: FixedPointEncoder) -> None:
     outside = (encoded >= SAFE_LIMIT) | (encoded <= -SAFE_LIMIT)
     if outside.any():
         raise FixedPointOverflowError(
-            f"{int(outside.sum())} of {encoded.numel()} values wrapped around the ring Z_2^64: a result "
-            f"exceeded ±{encoder.max_value:.6g} ({encoder.describe()}). Scale the inputs down or use fewer "
-            "fractional digits."
+            f"{int(outside.sum())} of {encoded.numel()} values are outside the fixed-point range "
+            f"±{encoder.max_value:.6g} ({encoder.describe()}): a result grew too large, or wrapped around "
+            "the ring Z_2^64 (a product past 2^63). Scale the inputs down or use fewer fractional digits."
         )
