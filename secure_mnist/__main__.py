@@ -15,7 +15,8 @@ from .training import ACTIVATIONS, BatchLog, TrainingConfig, train_encrypted, tr
 PARTY_MODES = ("in-process", "processes")
 
 
-def _training_arguments(parser: argparse.ArgumentParser) -> None:
+def _training_arguments(parser: argparse.ArgumentParser, activations: tuple[str, ...] = tuple(sorted(ACTIVATIONS)),
+                        default_activation: str | None = None) -> None:
     defaults = TrainingConfig()
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
     parser.add_argument("--test-batch-size", type=int, default=defaults.test_batch_size)
@@ -26,7 +27,7 @@ def _training_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=defaults.seed, help="seeds the model's initial weights")
     parser.add_argument("--precision-fractional", type=int, default=defaults.precision_fractional)
     parser.add_argument("--base", type=int, default=defaults.base, help="fixed-point base (10: PySyft's, 2: binary)")
-    parser.add_argument("--activation", choices=sorted(ACTIVATIONS), default=defaults.activation)
+    parser.add_argument("--activation", choices=activations, default=default_activation or defaults.activation)
     parser.add_argument("--crypto-seed", type=int, default=None,
                         help="derive every party's randomness from this number: reproducible runs, "
                              "for testing only (the shares become predictable)")
@@ -56,10 +57,11 @@ def _forwarded(args: argparse.Namespace) -> list[str]:
 
 
 def _config(args: argparse.Namespace) -> TrainingConfig:
+    activation = "relu" if args.activation == "both" else args.activation
     return TrainingConfig(
         batch_size=args.batch_size, test_batch_size=args.test_batch_size, n_train_items=args.n_train_items,
         n_test_items=args.n_test_items, epochs=args.epochs, lr=args.lr, seed=args.seed,
-        precision_fractional=args.precision_fractional, base=args.base, activation=args.activation,
+        precision_fractional=args.precision_fractional, base=args.base, activation=activation,
     )
 
 
@@ -146,9 +148,10 @@ def _bench(args: argparse.Namespace) -> int:
                               "per_party": {n: t.__dict__ | {"computing": t.computing} for n, t in measured["parties"].items()}},
                              indent=2))
         else:
-            print(bench.format_process_report(plaintext_ms, measured, args.repeats))
+            print(bench.format_process_report(plaintext_ms, measured, args.repeats, _config(args)))
         return 0
-    result = bench.run_benchmark(_config(args), repeats=args.repeats)
+    activations = ("relu", "square") if args.activation == "both" else (args.activation,)
+    result = bench.run_benchmark(_config(args), repeats=args.repeats, activations=activations)
     print(json.dumps(bench.to_json(result), indent=2) if args.json else bench.format_report(result))
     return 0
 
@@ -170,7 +173,7 @@ def _party(args: argparse.Namespace) -> int:
 
                 print(bench.format_process_report(bench.plaintext_median_ms(config),
                                                   bench.process_benchmark_job(session, config, args.repeats),
-                                                  args.repeats))
+                                                  args.repeats, config))
                 return 0
             return _run_training(args, session)
         if args.job == "bench":
@@ -188,7 +191,9 @@ def _party(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m secure_mnist", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    train = commands.add_parser("train", help="encrypted training on MNIST, with a plaintext run to compare")
+    defaults = argparse.ArgumentDefaultsHelpFormatter
+    train = commands.add_parser("train", help="encrypted training on MNIST, with a plaintext run to compare",
+                                formatter_class=defaults)
     _training_arguments(train)
     _process_arguments(train)
     train.add_argument("--no-plaintext", action="store_true", help="skip the plaintext comparison run")
@@ -197,13 +202,15 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--checkpoint", metavar="DIR", help="after each epoch, every party saves its own state in DIR")
     train.add_argument("--resume", metavar="DIR", help="continue from the parties' checkpoints in DIR")
     train.set_defaults(run=_train)
-    bench = commands.add_parser("bench", help="time a plaintext and an encrypted training step side by side")
-    _training_arguments(bench)
+    bench = commands.add_parser("bench", help="time a plaintext and an encrypted training step side by side",
+                                formatter_class=defaults)
+    _training_arguments(bench, activations=("both", *sorted(ACTIVATIONS)), default_activation="both")
     _process_arguments(bench)
     bench.add_argument("--repeats", type=int, default=20)
     bench.add_argument("--json", action="store_true", help="print machine-readable JSON")
     bench.set_defaults(run=_bench)
-    party = commands.add_parser("party", help="run one party (me, alice, bob, crypto_provider, or auto under torchrun)")
+    party = commands.add_parser("party", help="run one party (me, alice, bob, crypto_provider, or auto under torchrun)",
+                                formatter_class=defaults)
     party.add_argument("name", help="me | alice | bob | crypto_provider | auto")
     party.add_argument("--master", default=None, help="HOST:PORT of the rendezvous (the client's machine)")
     party.add_argument("--timeout", type=float, default=60.0)

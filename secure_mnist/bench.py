@@ -34,11 +34,11 @@ class StepBenchmark:
 class BenchResult:
     batch_size: int
     repeats: int
-    plaintext_ms: float
+    plaintext_ms: dict[str, float]  # per activation: each encrypted step is compared with its own
     encrypted: dict[str, StepBenchmark] = field(default_factory=dict)
 
     def ratio(self, activation: str) -> float:
-        return self.encrypted[activation].median_ms / self.plaintext_ms
+        return self.encrypted[activation].median_ms / self.plaintext_ms[activation]
 
 
 def _plaintext_step(config: TrainingConfig, images: torch.Tensor, targets: torch.Tensor):
@@ -85,25 +85,25 @@ def run_benchmark(config: TrainingConfig | None = None, repeats: int = 20, plain
     config = config or TrainingConfig()
     images, labels = plaintext_batches(config, train=True)[0]
     targets = one_hot(labels)
-    plain = _plaintext_step(config, images, targets)
-    secure = {a: _encrypted_step(TrainingConfig(**{**config.__dict__, "activation": a}), images, targets)
-              for a in activations}
+    configs = {a: TrainingConfig(**{**config.__dict__, "activation": a}) for a in activations}
+    plain = {a: _plaintext_step(c, images, targets) for a, c in configs.items()}
+    secure = {a: _encrypted_step(c, images, targets) for a, c in configs.items()}
     for _ in range(3):  # warm-up: allocator, lazy initialisation
-        plain()
-        for step, _session in secure.values():
-            step()
-    plain_times: list[float] = []
+        for activation in activations:
+            plain[activation]()
+            secure[activation][0]()
+    plain_times: dict[str, list[float]] = {a: [] for a in activations}
     secure_times: dict[str, list[float]] = {a: [] for a in activations}
     for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(plaintext_inner):
-            plain()
-        plain_times.append((time.perf_counter() - start) / plaintext_inner)
-        for activation, (step, _session) in secure.items():
+        for activation in activations:
             start = time.perf_counter()
-            step()
+            for _ in range(plaintext_inner):
+                plain[activation]()
+            plain_times[activation].append((time.perf_counter() - start) / plaintext_inner)
+            start = time.perf_counter()
+            secure[activation][0]()
             secure_times[activation].append(time.perf_counter() - start)
-    result = BenchResult(images.shape[0], repeats, statistics.median(plain_times) * 1e3)
+    result = BenchResult(images.shape[0], repeats, {a: statistics.median(t) * 1e3 for a, t in plain_times.items()})
     for activation, (step, session) in secure.items():
         before = session.comm.stats.snapshot()
         steps = max(3, repeats // 4)
@@ -126,18 +126,18 @@ def format_report(result: BenchResult) -> str:
     lines = [
         f"One training step of the tutorial's network (784-128-64-10), batch {result.batch_size}, "
         f"{result.repeats} interleaved repeats, {torch.get_num_threads()} torch threads",
-        f"  plaintext PyTorch step: median {result.plaintext_ms:.3f} ms",
     ]
     for activation, bench in result.encrypted.items():
-        lines.append(f"  encrypted step ({activation}): median {bench.median_ms:.2f} ms, "
-                     f"ratio {result.ratio(activation):.1f}x plaintext")
+        lines.append(f"  {activation}: plaintext PyTorch step median {result.plaintext_ms[activation]:.3f} ms, "
+                     f"encrypted step median {bench.median_ms:.2f} ms, ratio {result.ratio(activation):.1f}x")
         lines.append(f"    sent per step: {bench.bytes_per_step / 1e6:.2f} MB in {bench.rounds_per_step} rounds "
                      "between the workers (dealer messages not counted as rounds)")
         for name, ms in bench.breakdown_ms.items():
             lines.append(f"    {name:<48} {ms:8.2f} ms")
         online = bench.median_ms - bench.dealer_ms
         lines.append(f"    of all these, the crypto provider's dealing:    {bench.dealer_ms:8.2f} ms "
-                     f"(without it, the online phase: {online:.2f} ms, {online / result.plaintext_ms:.1f}x plaintext)")
+                     f"(without it, the online phase: {online:.2f} ms, "
+                     f"{online / result.plaintext_ms[activation]:.1f}x plaintext)")
     return "\n".join(lines)
 
 
@@ -149,7 +149,7 @@ def to_json(result: BenchResult) -> dict:
         "plaintext_ms": result.plaintext_ms,
         "encrypted": {
             a: {"median_ms": b.median_ms, "ratio": result.ratio(a), "breakdown_ms": b.breakdown_ms,
-                "dealer_ms": b.dealer_ms, "online_ratio": (b.median_ms - b.dealer_ms) / result.plaintext_ms,
+                "dealer_ms": b.dealer_ms, "online_ratio": (b.median_ms - b.dealer_ms) / result.plaintext_ms[a],
                 "bytes_per_step": b.bytes_per_step, "rounds_per_step": b.rounds_per_step}
             for a, b in result.encrypted.items()
         },
@@ -204,10 +204,11 @@ def process_benchmark_job(session: Session, config: TrainingConfig, repeats: int
     return {"step_ms": statistics.median(times) * 1e3, "rounds_per_step": traffic.rounds // repeats, "parties": timings}
 
 
-def format_process_report(plaintext_ms: float, measured: dict, repeats: int) -> str:
+def format_process_report(plaintext_ms: float, measured: dict, repeats: int, config: TrainingConfig) -> str:
     ratio = measured["step_ms"] / plaintext_ms
     lines = [
-        f"One training step (ReLU), batch 64, parties in separate processes over loopback (gloo), {repeats} steps",
+        f"One training step ({config.activation}), batch {config.batch_size}, parties in separate processes "
+        f"(gloo, {repeats} steps)",
         f"  plaintext PyTorch step: median {plaintext_ms:.3f} ms",
         f"  encrypted step: median {measured['step_ms']:.2f} ms, ratio {ratio:.1f}x plaintext",
         "  per party, per step: computing / serializing / waiting, bytes sent / received",

@@ -55,7 +55,7 @@ def load(directory: str | pathlib.Path, session: Session, model: nn.Module, conf
         path = party_file(directory, party.name)
         if not path.exists():
             raise FileNotFoundError(f"no checkpoint for {party.name} in {directory} (expected {path.name})")
-        state = torch.load(path, weights_only=False)
+        state = torch.load(path, weights_only=True)  # a checkpoint is data: never run code from one
         if state.get("format") != FORMAT_VERSION or state.get("party") != party.name:
             raise ValueError(f"{path} is not a secure_mnist checkpoint of {party.name}")
         if state["config"] != dict(config.__dict__):

@@ -89,6 +89,7 @@ def check_in_range(encoded: torch.Tensor, encoder: FixedPointEncoder) -> None:
     if outside.any():
         raise FixedPointOverflowError(
             f"{int(outside.sum())} of {encoded.numel()} values are outside the fixed-point range "
-            f"±{encoder.max_value:.6g} ({encoder.describe()}): a result grew too large, or wrapped around "
-            "the ring Z_2^64 (a product past 2^63). Scale the inputs down or use fewer fractional digits."
+            f"±{encoder.max_value:.6g} ({encoder.describe()}): a result grew too large, or a product came "
+            "close to 2^63 in the ring, where it wraps around or its truncation fails. Scale the inputs "
+            "down or use fewer fractional digits."
         )

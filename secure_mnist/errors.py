@@ -22,7 +22,8 @@ class PartyMismatchError(SecureMNISTError, ValueError):
 
 
 class NotSharedError(SecureMNISTError, TypeError):
-    """A secret-sharing operation (get, refresh, ...) was asked of a tensor that is not shared."""
+    """A tensor is in the wrong state for the operation: public where shares are needed (get,
+    refresh, comparisons), or still shared where a plaintext value is needed (float_precision)."""
 
 
 class SetupError(SecureMNISTError, ValueError):

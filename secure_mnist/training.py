@@ -122,12 +122,6 @@ def placeholder_batches(config: TrainingConfig, train: bool) -> list[tuple[torch
     return [(x, y) for i, (x, y) in enumerate(loader) if i < n_items / size]
 
 
-def owners(session: Session, n_batches: int) -> list:
-    """Alice owns the first half of the batches, bob the rest."""
-    alice, bob = session.workers
-    return [alice if i < (n_batches + 1) // 2 else bob for i in range(n_batches)]
-
-
 def private_batches(config: TrainingConfig, session: Session, train: bool) -> list[tuple[AutogradTensor, AutogradTensor]]:
     """Each batch secret-shared by the worker that owns it: inputs, and one-hot labels for training.
 

@@ -7,7 +7,7 @@ Each class keeps what its gradient needs from the forward pass, micrograd-style.
 
 from __future__ import annotations
 
-from ..mpc.fixed_point import FixedPrecisionTensor, matmul_together
+from ..mpc.fixed_point import FixedPrecisionTensor, matmul_together, products_together
 from ..mpc.sharing import AdditiveSharingTensor
 
 Grads = tuple["FixedPrecisionTensor | None", ...]
@@ -77,9 +77,14 @@ class MulBackward(GradFunc):
         self.other = getattr(other, "child", other)
 
     def gradient(self, grad):
-        grad_self_ = unbroadcast(grad * self.other, self.self_.shape) if self.needs(0) else None
-        grad_other = unbroadcast(grad * self.self_, self.other.shape) if self.needs(1) else None
-        return grad_self_, grad_other
+        if self.inputs[0] is self.inputs[1]:  # x * x: one product, counted for both inputs
+            grad_x = grad * self.other
+            return grad_x, grad_x
+        # both products are opened in the same round
+        grad_self_, grad_other = products_together([(grad, self.other) if self.needs(0) else None,
+                                                    (grad, self.self_) if self.needs(1) else None])
+        return (None if grad_self_ is None else unbroadcast(grad_self_, self.self_.shape),
+                None if grad_other is None else unbroadcast(grad_other, self.other.shape))
 # --8<-- [end:MulBackward]
 
 
@@ -87,8 +92,8 @@ class MulBackward(GradFunc):
 class MatmulBackward(GradFunc):
     def __init__(self, self_, other):
         super().__init__(self_, other)
-        self.self_ = self_.child
-        self.other = other.child
+        self.self_ = getattr(self_, "child", self_)  # either side may be a public torch tensor
+        self.other = getattr(other, "child", other)
 
     def gradient(self, grad):
         # both products are opened in the same round
@@ -166,6 +171,21 @@ class TransposeBackward(GradFunc):
         return (grad.transpose(*self.dims),)
 
 
+class IndexBackward(GradFunc):
+    """x[index]: the gradient goes back to the selected places, zero elsewhere."""
+
+    def __init__(self, self_, index):
+        super().__init__(self_)
+        self.shape, self.index = self_.shape, index
+
+    def gradient(self, grad):
+        import torch
+
+        placed = torch.zeros(self.shape, dtype=torch.int64)
+        positions = torch.arange(placed.numel()).view(self.shape)[self.index]
+        return (_scatter(grad, positions, self.shape),)
+
+
 class IdentityBackward(GradFunc):
     """For refresh(): new shares, same value, same gradient."""
 
@@ -177,3 +197,14 @@ def _mul_bits(values: AdditiveSharingTensor, bits: AdditiveSharingTensor) -> Add
     from ..mpc.primitives.beaver import mul
 
     return mul(values, bits)
+
+
+def _scatter(grad: FixedPrecisionTensor, positions, shape) -> FixedPrecisionTensor:
+    """A zero tensor of `shape` with grad's values at the flat `positions` (local on each share)."""
+    import torch
+
+    def place(values):
+        out = torch.zeros(shape.numel(), dtype=values.dtype, device=values.device)
+        return out.index_put((positions.reshape(-1),), values.reshape(-1), accumulate=True).view(shape)
+
+    return grad._map(place)

@@ -82,6 +82,9 @@ class AutogradTensor(torch.Tensor):
     def __matmul__(self, other):
         return self._result(self.child @ _value(other), fn.MatmulBackward, self, other)
 
+    def __rmatmul__(self, other):
+        return self._result(self.child.__rmatmul__(_value(other)), fn.MatmulBackward, other, self)
+
     def __truediv__(self, other):
         return self._result(self.child / _value(other), lambda s: fn.DivBackward(s, other), self)
 
@@ -114,6 +117,12 @@ class AutogradTensor(torch.Tensor):
     def t(self):  # type: ignore[override]
         return self.transpose(0, 1)
 
+    def flatten(self, start_dim: int = 0, end_dim: int = -1):  # type: ignore[override]
+        return self._result(self.child.flatten(start_dim, end_dim), fn.ViewBackward, self)
+
+    def __getitem__(self, index):
+        return self._result(self.child[index], lambda s: fn.IndexBackward(s, index), self)
+
     def refresh(self):
         return self._result(self.child.refresh(), fn.IdentityBackward, self)
 
@@ -129,6 +138,14 @@ class AutogradTensor(torch.Tensor):
 
     def lt(self, other):  # type: ignore[override]
         return AutogradTensor(self.child.lt(_value(other)))
+
+    def ge(self, other):  # type: ignore[override]
+        return AutogradTensor(self.child.ge(_value(other)))
+
+    def le(self, other):  # type: ignore[override]
+        return AutogradTensor(self.child.le(_value(other)))
+
+    __lt__, __gt__, __le__, __ge__, __eq__ = lt, gt, le, ge, eq  # encrypted, like torch's elementwise ones
 
     # -- backpropagation --------------------------------------------------------------------------------
     def backward(self, grad: FixedPrecisionTensor | None = None) -> None:  # type: ignore[override]
@@ -253,6 +270,7 @@ _TORCH_FUNCTIONS = {
     torch.relu: _relu,
     torch.Tensor.relu: _relu,
     torch.matmul: lambda a, b: a @ b,
+    torch.Tensor.__matmul__: lambda a, b: a @ b if isinstance(a, AutogradTensor) else b.__rmatmul__(a),
     torch.sum: lambda x, *a, **k: x.sum(*a, **k),
 }
 

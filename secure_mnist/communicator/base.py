@@ -62,6 +62,7 @@ class Communicator(ABC):
         self.stats = TrafficStats()
         self.inbox_log: dict[str, list[torch.Tensor]] | None = None
 
+    # --8<-- [start:interface]
     @property
     @abstractmethod
     def local_parties(self) -> frozenset[str]:
@@ -100,6 +101,7 @@ class Communicator(ABC):
         for party, value in values.items():
             self.send(party, peers[party], value)
         return {party: self.recv(party, peers[party], value.shape, value.dtype) for party, value in values.items()}
+    # --8<-- [end:interface]
 
     def send_untracked(self, src: str, dst: str, tensor: torch.Tensor) -> None:
         """A message about the computation (telemetry), not part of it: not counted, not logged."""

@@ -55,6 +55,7 @@ class DistributedCommunicator(Communicator):
     def local_parties(self) -> frozenset[str]:
         return frozenset({self.me})
 
+    # --8<-- [start:channel]
     def _deliver(self, src: str, dst: str, tensor: torch.Tensor) -> None:
         start = time.perf_counter()
         flat = tensor.contiguous().view(-1)
@@ -81,6 +82,7 @@ class DistributedCommunicator(Communicator):
         received = super().exchange(values, peers)
         self.flush()  # our sends to the peer are done once it has answered
         return received
+    # --8<-- [end:channel]
 
     def flush(self) -> None:
         """Wait until every message sent so far has left."""
@@ -97,6 +99,7 @@ class DistributedCommunicator(Communicator):
         finally:
             self.seconds_waiting += time.perf_counter() - start
 
+    # --8<-- [start:lost]
     def _lost(self, party: str, error: Exception) -> PartyLostError:
         """The error to raise, naming the lost party and the first failure any party reported.
 
@@ -110,6 +113,7 @@ class DistributedCommunicator(Communicator):
             f"{seen}: its process died, hung for more than {self.timeout:.0f} s, or the network failed"
             f"{cause} ({str(error).splitlines()[0][:160]})"
         )
+    # --8<-- [end:lost]
 
     def close(self) -> None:
         try:
@@ -119,6 +123,7 @@ class DistributedCommunicator(Communicator):
                 dist.destroy_process_group()
 
 
+# --8<-- [start:first_failure]
 def _first_failure(report: str) -> str | None:
     """Record `report` if no party has reported a failure yet; return the first report (or None)."""
     try:
@@ -132,3 +137,4 @@ def _first_failure(report: str) -> str | None:
         return store.get("secure_mnist/first_failure").decode()
     except Exception:  # noqa: BLE001 - the store lives with the client, which may be the one that died
         return None
+# --8<-- [end:first_failure]

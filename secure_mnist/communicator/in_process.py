@@ -24,6 +24,7 @@ class InProcessCommunicator(Communicator):
     def add_party(self, name: str) -> None:
         self._parties = self._parties | {name}
 
+    # --8<-- [start:channel]
     def _deliver(self, src: str, dst: str, tensor: torch.Tensor) -> None:
         # The receiver gets its own copy: a sender that later changes its tensor in place
         # must not change what was already "on the wire".
@@ -38,3 +39,4 @@ class InProcessCommunicator(Communicator):
             raise RuntimeError(f"{dst} expected {dtype} {shape} from {src} but got {tensor.dtype} "
                                f"{tuple(tensor.shape)} (protocol out of step)")
         return tensor
+    # --8<-- [end:channel]

@@ -16,7 +16,7 @@ import torch
 from ..encoding import FixedPointEncoder
 from ..errors import NotSharedError, PrecisionMismatchError
 from ..parties import Party
-from .primitives.beaver import matmul, matmuls, mul
+from .primitives.beaver import beaver_products, matmul, mul
 from .primitives.comparison import is_negative, relu_and_bit
 from .primitives.truncation import truncate
 from .session import Session, session_for
@@ -34,6 +34,14 @@ class FixedPrecisionTensor:
     def __init__(self, child: Ring, encoder: FixedPointEncoder) -> None:
         self.child = child
         self.encoder = encoder
+
+    def __getattr__(self, name: str):
+        # Only reached for attributes that do not exist: usually torch code (an optimizer's step)
+        # treating an encrypted gradient as a tensor.
+        raise AttributeError(
+            f"FixedPrecisionTensor has no attribute {name!r}: it is an encrypted value, not a torch tensor. "
+            "To update encrypted parameters use optimizer.fix_precision() (PySyft style) or secure_mnist.SGD."
+        )
 
     # -- construction and decryption ----------------------------------------------------------------
     @classmethod
@@ -221,9 +229,13 @@ class FixedPrecisionTensor:
     def __truediv__(self, other: Operand) -> FixedPrecisionTensor:
         if isinstance(other, FixedPrecisionTensor) and other.is_shared:
             raise NotImplementedError("division by a secret-shared value is not supported; divide by a public number")
+        if isinstance(other, FixedPrecisionTensor):  # public: divide by its value
+            other = other.float_precision()
         if isinstance(other, int) and not isinstance(other, bool):
-            if other <= 0:
-                raise ValueError(f"division by a public integer needs a positive divisor, got {other}")
+            if other == 0:
+                raise ZeroDivisionError("division of a fixed-point tensor by zero")
+            if other < 0:
+                return -(self / -other)
             if not self.is_shared:
                 return self._wrap(torch.div(self.child, other, rounding_mode="floor"))
             return self._wrap(truncate(self.child, other))  # type: ignore[arg-type]
@@ -272,6 +284,7 @@ class FixedPrecisionTensor:
         return (-self).ge(-self._coerce(other))
 
     __lt__, __gt__, __ge__, __le__ = lt, gt, ge, le
+    __hash__ = object.__hash__  # identity, as for torch tensors; == is the encrypted comparison
 
     def eq(self, other: Operand) -> FixedPrecisionTensor:
         """1.0 where the encodings are equal: neither x < y nor y < x, both signs found in one pass."""
@@ -279,6 +292,8 @@ class FixedPrecisionTensor:
         signs = is_negative(_stack(diff, -diff))  # type: ignore[operator]
         below, above = signs.map(lambda s: s[0]), signs.map(lambda s: s[1])
         return self._bits_to_fixed(_not(below + above))
+
+    __eq__ = eq  # type: ignore[assignment]
 
     def argmax(self, dim: int = -1) -> FixedPrecisionTensor:
         """Index of the largest value along dim (the first one on ties), as an encrypted number.
@@ -313,15 +328,34 @@ class FixedPrecisionTensor:
         return f"FixedPrecisionTensor({self.float_precision()}, {self.encoder.describe()})"
 
 
+def products_together(pairs: Sequence[tuple[FixedPrecisionTensor, Operand] | None], op=torch.mul
+                      ) -> list[FixedPrecisionTensor | None]:
+    """Independent products op(x, y) in one round (None entries are skipped); public operands
+    need no round at all."""
+    results: list[FixedPrecisionTensor | None] = [None] * len(pairs)
+    shared = []
+    for index, pair in enumerate(pairs):
+        if pair is None:
+            continue
+        left, right = pair[0], pair[0]._coerce(pair[1])
+        if op is torch.matmul:
+            _check_matmul(left.shape, right.shape)
+        else:
+            _check_broadcast(left.shape, right.shape, "*")
+        if left.is_shared and right.is_shared:
+            shared.append((index, left, right))
+        else:
+            results[index] = left._product(right, op)
+    raw = beaver_products([(left.child, right.child, op) for _, left, right in shared]) if shared else []
+    for (index, left, _), product in zip(shared, raw):
+        results[index] = left._wrap(truncate(product, left.encoder.scale))
+    return results
+
+
 def matmul_together(pairs: Sequence[tuple[FixedPrecisionTensor, FixedPrecisionTensor] | None]
                     ) -> list[FixedPrecisionTensor | None]:
     """Independent shared matrix products in one round (None entries are skipped)."""
-    wanted = [pair for pair in pairs if pair is not None]
-    for left, right in wanted:
-        left._coerce(right)
-        _check_matmul(left.shape, right.shape)
-    raw = iter(matmuls([(left.child, right.child) for left, right in wanted]))  # type: ignore[misc]
-    return [None if pair is None else pair[0]._wrap(truncate(next(raw), pair[0].encoder.scale)) for pair in pairs]
+    return products_together(pairs, torch.matmul)
 
 
 # -- helpers ------------------------------------------------------------------------------------------

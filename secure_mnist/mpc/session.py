@@ -33,6 +33,8 @@ class Session:
         communicator: Communicator | None = None,
         seed: bytes | int | None = None,
     ) -> None:
+        if isinstance(workers, str):
+            raise SetupError(f"workers must be a sequence of parties, such as ('alice', 'bob'), not the string {workers!r}")
         if len(workers) < 2:
             raise SetupError(f"secret sharing needs 2 workers, got {len(workers)}: {list(workers)}")
         if len(workers) > 2:
@@ -156,6 +158,8 @@ def _master_seed(seed: bytes | int | None) -> bytes:
     if seed is None:
         return os.urandom(16)
     if isinstance(seed, int):
+        if not 0 <= seed < 2**128:
+            raise SetupError(f"a session seed is an integer from 0 to 2^128 - 1, got {seed}")
         return seed.to_bytes(16, "little", signed=False)
     return seed
 
@@ -168,7 +172,7 @@ def _party(kind: type[Party], party: Party | str, master: bytes) -> Party:
     return kind(party, PRG(derive_seed(master, party)))
 
 
-_GROUPS: dict[tuple[str, ...], Session] = {}
+_GROUPS: dict[tuple[int, ...], Session] = {}  # each session keeps its parties alive, so ids stay valid
 
 
 def session_for(workers: Sequence[Any], crypto_provider: Any) -> Session:
@@ -185,7 +189,7 @@ def session_for(workers: Sequence[Any], crypto_provider: Any) -> Session:
     for party in (*roles, provider):
         if not isinstance(party, Party):
             raise SetupError(f"expected parties (workers and a crypto provider), got {party!r}")
-    key = (*(p.name for p in roles), provider.name)
+    key = tuple(id(p) for p in (*roles, provider))  # the parties themselves: two 'alice' objects differ
     if key not in _GROUPS:
         _GROUPS[key] = Session(workers=roles, crypto_provider=provider)
     return _GROUPS[key]

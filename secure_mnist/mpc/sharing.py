@@ -58,9 +58,12 @@ class AdditiveSharingTensor:
 
     def _same_parties(self, other: AdditiveSharingTensor) -> None:
         if other.session is not self.session:
+            mine, theirs = self.session.describe(), other.session.describe()
+            if mine == theirs:
+                mine, theirs = f"{mine} [session {id(self.session):#x}]", f"{theirs} [another session {id(other.session):#x}]"
             raise PartyMismatchError(
-                f"cannot combine a tensor shared among ({self.session.describe()}) with one shared "
-                f"among ({other.session.describe()}): share both with the same workers"
+                f"cannot combine a tensor shared among ({mine}) with one shared among ({theirs}): "
+                "share both with the same workers"
             )
 
     def map(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> AdditiveSharingTensor:
