@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -207,6 +208,16 @@ def _executed_output(tools: DevTools) -> str:
     return str(tools.evaluate(script))
 
 
+def _comparable(output: str) -> str:
+    """Output up to what differs between two executions of the same cells.
+
+    Each language's notebook is executed separately: the timings (and the last digits of values
+    computed from fresh random shares) differ, and so does how the kernel happened to split a
+    cell's stream into output areas. Numbers and whitespace are therefore masked.
+    """
+    return " ".join(re.sub(r"\d+(?:\.\d+)?", "#", output).split())
+
+
 def test_language_switch_to_bengali_tutorial(browser: DevTools, site_url: str) -> None:
     _load(browser, f"{site_url}/tutorial/")
     assert browser.evaluate("document.documentElement.lang") == "en"
@@ -226,7 +237,9 @@ def test_language_switch_to_bengali_tutorial(browser: DevTools, site_url: str) -
         "(document.querySelector('.md-content').innerText.match(/[\\u0980-\\u09FF]/g) || []).length"
     )
     assert bengali_letters > 100, "the Bengali page has hardly any Bengali text"
-    assert _executed_output(browser) == english_output, "the Bengali tutorial's output differs"
+    assert _comparable(_executed_output(browser)) == _comparable(english_output), (
+        "the Bengali tutorial's output differs"
+    )
 
     fonts = _bengali_text_node_fonts(browser)
     main_font = max(fonts, key=lambda font: font["glyphCount"])["familyName"]
