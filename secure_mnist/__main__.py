@@ -45,9 +45,10 @@ def _forwarded(args: argparse.Namespace) -> list[str]:
     """The training flags, as given, for the spawned parties."""
     names = ["batch_size", "test_batch_size", "n_train_items", "n_test_items", "epochs", "lr", "seed",
              "precision_fractional", "base", "activation", "crypto_seed"]
+    resolved = {**vars(args), "activation": _config(args).activation}  # bench's "both" is not a party's
     out = []
     for name in names:
-        value = getattr(args, name)
+        value = resolved[name]
         if value is not None:
             out += [f"--{name.replace('_', '-')}", str(value)]
     for name in ("checkpoint", "resume"):
@@ -96,8 +97,10 @@ def _run_training(args: argparse.Namespace, session=None) -> int:
     finally:
         bar.close()
     print(f"\nTest set: Accuracy: {encrypted.correct}/{encrypted.total} ({encrypted.accuracy:.0f}%)")
-    print(f"Encrypted run ({args.parties}): {encrypted.seconds:.1f} s, {encrypted.bytes_sent / 1e9:.2f} GB sent "
-          f"by this process, {encrypted.rounds} rounds between the workers")
+    per_batch = [log.traffic for log in encrypted.batch_logs if log.traffic]
+    sent = sum(s for traffic in per_batch for s, _ in traffic.values()) if per_batch else encrypted.bytes_sent
+    print(f"Encrypted run ({args.parties}): {encrypted.seconds:.1f} s, {sent / 1e9:.2f} GB sent by all parties "
+          f"during training, {encrypted.rounds} rounds between the workers")
     report = {"config": config.__dict__, "parties": args.parties, "encrypted": encrypted.to_dict()}
     if not args.no_plaintext:
         plaintext = train_plaintext(config)

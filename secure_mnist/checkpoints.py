@@ -69,4 +69,11 @@ def load(directory: str | pathlib.Path, session: Session, model: nn.Module, conf
         epochs.add(state["epoch"])
     if len(epochs) > 1:
         raise ValueError(f"the parties' checkpoints in {directory} are from different epochs: {sorted(epochs)}")
-    return epochs.pop()
+    epoch = epochs.pop()
+    # Across processes each party read only its own file: compare what they found.
+    found = session.comm.agree("checkpoint_epoch", str(epoch))
+    if len(set(found.values())) > 1:
+        listing = ", ".join(f"{party}: epoch {value}" for party, value in sorted(found.items()))
+        raise ValueError(f"the parties' checkpoints are from different epochs ({listing}); "
+                         "a party probably stopped between the others' saves and its own")
+    return epoch

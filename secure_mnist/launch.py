@@ -7,16 +7,19 @@ results) is rank 0, then alice, bob and the crypto provider. Every process runs 
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
 
 import torch
 
 from .communicator.distributed import DistributedCommunicator, PartyLostError
+from .errors import SetupError
 from .mpc.session import Session
 from .training import TrainingConfig
 
@@ -36,9 +39,27 @@ def party_session(name: str, master: str, config: TrainingConfig, timeout: float
         raise ValueError(f"unknown party {name!r}: choose one of {', '.join(PARTIES)}")
     # Several parties share this machine's cores: one thread each, or their thread pools fight.
     torch.set_num_threads(int(os.environ.get("SECURE_MNIST_THREADS", "1")))
-    comm = DistributedCommunicator(name, PARTIES, master, timeout)
+    # The workers talk to each other directly; the client and the crypto provider wait on them.
+    # Giving the waiters twice as long means the party next to a hung one notices first, and the
+    # first failure reported names the right party.
+    waits_on_others = name in ("me", "crypto_provider")
+    comm = DistributedCommunicator(name, PARTIES, master, 2 * timeout if waits_on_others else timeout)
+    check_same_settings(comm, config, crypto_seed)
     return Session(workers=("alice", "bob"), crypto_provider="crypto_provider", client="me",
                    encoder=config.encoder, communicator=comm, seed=crypto_seed)
+
+
+def check_same_settings(comm: DistributedCommunicator, config: TrainingConfig, crypto_seed: int | None) -> None:
+    """All four processes must run the same program: compare their settings before anything else."""
+    mine = json.dumps({**config.__dict__, "crypto_seed": crypto_seed}, sort_keys=True)
+    settings = comm.agree("settings", mine)
+    differ = sorted(party for party, theirs in settings.items() if theirs != settings[PARTIES[0]])
+    if differ:
+        client = json.loads(settings[PARTIES[0]])
+        details = "; ".join(f"{party}: " + ", ".join(f"{k}={v}" for k, v in json.loads(settings[party]).items()
+                                                     if client.get(k) != v) for party in differ)
+        raise SetupError(f"the parties were started with different settings than the client ({details}); "
+                         "start every party with the same training flags")
 
 
 def party_from_environment() -> tuple[str, str]:
@@ -49,7 +70,8 @@ def party_from_environment() -> tuple[str, str]:
     except KeyError as missing:
         raise ValueError(f"party 'auto' needs torchrun's environment variable {missing}") from None
     if int(os.environ.get("WORLD_SIZE", len(PARTIES))) != len(PARTIES):
-        raise ValueError(f"run with torchrun --nproc-per-node {len(PARTIES)} (one process per party)")
+        raise ValueError(f"torchrun must start {len(PARTIES)} processes in all, one per party "
+                         f"(e.g. --nproc-per-node {len(PARTIES)} on one machine)")
     return PARTIES[rank], master
 
 
@@ -87,21 +109,38 @@ class LocalParties:
         return self.failures()
 
 
+def watch(parties: LocalParties, done: threading.Event) -> None:
+    """If a spawned party fails before the client is done, say why and stop at once: the client
+    may be blocked in the rendezvous or a receive and would otherwise wait out its timeout."""
+    while not done.wait(0.2):
+        failed = parties.failures()
+        if failed:
+            print("error: a party failed: " + "; ".join(failed), file=sys.stderr, flush=True)
+            for child in parties.children.values():
+                child.kill()
+            os._exit(1)
+
+
 def run_with_local_parties(job: str, forwarded_args: Sequence[str], run_client, timeout: float = DEFAULT_TIMEOUT,
                            master: str | None = None):
     """Spawn the three other parties, run the client here, and report any party that failed."""
     master = master or f"127.0.0.1:{free_port()}"
     parties = LocalParties(job, forwarded_args, master, timeout)
+    done = threading.Event()
+    threading.Thread(target=watch, args=(parties, done), daemon=True).start()
     try:
         result = run_client(master)
     except PartyLostError as error:
+        done.set()
         failed = parties.finish(grace=5.0)
         detail = "; ".join(failed) if failed else "no party reported an error"
         raise PartyLostError(f"{error}\n  parties: {detail}") from error
     except BaseException:
+        done.set()
         for child in parties.children.values():
             child.kill()
         raise
+    done.set()
     failed = parties.finish()
     if failed:
         raise PartyLostError("the run finished here, but: " + "; ".join(failed))

@@ -113,6 +113,13 @@ class Communicator(ABC):
     def flush(self) -> None:
         """Wait until every message sent so far has left (nothing to do in memory)."""
 
+    def agree(self, label: str, value: str) -> dict[str, str]:
+        """Every party's `value` for `label` (checking that all parties run the same settings).
+
+        In one process there is only this process's view to compare.
+        """
+        return {party: value for party in self.local_parties}
+
     def close(self) -> None:
         """Release the channel."""
 

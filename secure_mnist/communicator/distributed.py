@@ -41,6 +41,7 @@ class DistributedCommunicator(Communicator):
         self._pending: deque[tuple[str, dist.Work, torch.Tensor]] = deque()
         self.seconds_waiting = 0.0
         self.seconds_serializing = 0.0
+        self.parties = tuple(parties)
         host, port = master.rsplit(":", 1)
         try:
             dist.init_process_group(
@@ -111,9 +112,18 @@ class DistributedCommunicator(Communicator):
         cause = "" if first in (None, seen) else f"; the first failure reported: {first}"
         return PartyLostError(
             f"{seen}: its process died, hung for more than {self.timeout:.0f} s, or the network failed"
-            f"{cause} ({str(error).splitlines()[0][:160]})"
+            f"{cause} (gloo: {_reason(error)})"
         )
     # --8<-- [end:lost]
+
+    def agree(self, label: str, value: str) -> dict[str, str]:
+        """Every party's value for `label`, through the rendezvous store (not the parties' channel)."""
+        store = dist.distributed_c10d._get_default_store()
+        store.set(f"secure_mnist/{label}/{self.me}", value)
+        try:
+            return {party: store.get(f"secure_mnist/{label}/{party}").decode() for party in self.parties}
+        except RuntimeError as error:
+            raise PartyLostError(f"{self.me} did not hear from every party about {label}: {_reason(error)}") from error
 
     def close(self) -> None:
         try:
@@ -138,3 +148,10 @@ def _first_failure(report: str) -> str | None:
     except Exception:  # noqa: BLE001 - the store lives with the client, which may be the one that died
         return None
 # --8<-- [end:first_failure]
+
+
+def _reason(error: Exception) -> str:
+    """gloo's own words, without its source location and generic advice."""
+    text = str(error).splitlines()[0]
+    text = text.split("] ", 1)[-1]  # drop "[/path/to/gloo/pair.cc:553] "
+    return text.split(". This is typically")[0].strip()
