@@ -110,3 +110,42 @@ def test_checkpoints_hold_one_party_each_and_resume_across_processes(tmp_path):
                 "--quiet", "--no-plaintext", "--resume", str(tmp_path))
     assert again.returncode == 0, again.stderr
     assert "Test set: Accuracy:" in again.stdout
+
+
+def test_parties_started_with_different_settings_are_told_which_differ():
+    master = f"127.0.0.1:{free_port()}"
+    small = ["--epochs", "1", "--n-train-items", "128", "--n-test-items", "128"]
+    names = ("me", "alice", "bob", "crypto_provider")
+    parties = {name: subprocess.Popen(
+        [sys.executable, "-m", "secure_mnist", "party", name, "--master", master, "--timeout", "20",
+         *small, *(["--lr", "0.05"] if name == "alice" else [])],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for name in names}
+    for name, process in parties.items():
+        _, stderr = process.communicate(timeout=120)
+        assert process.returncode != 0, f"{name} ran although alice's settings differ"
+        assert "different settings than the client (alice: lr=0.05)" in stderr, f"{name}: {stderr[-400:]}"
+
+
+def test_checkpoints_from_different_epochs_are_refused_across_processes(tmp_path):
+    config = TrainingConfig(epochs=3, n_train_items=128, n_test_items=128)
+
+    class Interrupt(Exception):
+        pass
+
+    def stop_at(epoch):
+        def callback(log, n_batches):
+            if log.epoch == epoch:
+                raise Interrupt
+        return callback
+
+    for stop, directory in ((2, tmp_path / "after1"), (3, tmp_path / "after2")):
+        with pytest.raises(Interrupt):
+            train_encrypted(config, Session(encoder=config.encoder, seed=CRYPTO_SEED),
+                            on_batch=stop_at(stop), checkpoint_dir=str(directory))
+    mixed = tmp_path / "after2"
+    (mixed / "bob.pt").write_bytes((tmp_path / "after1" / "bob.pt").read_bytes())  # bob saved late
+    done = cli("train", "--parties", "processes", "--epochs", "3", "--n-train-items", "128", "--n-test-items",
+               "128", "--crypto-seed", str(CRYPTO_SEED), "--quiet", "--no-plaintext", "--resume", str(mixed),
+               "--timeout", "20")
+    assert done.returncode != 0
+    assert "checkpoints are from different epochs (alice: epoch 2, bob: epoch 1" in done.stderr, done.stderr[-800:]
