@@ -105,7 +105,7 @@ def _run_training(args: argparse.Namespace, session=None) -> int:
     if not args.no_plaintext:
         plaintext = train_plaintext(config)
         print(f"Plaintext PyTorch, same seed, data and initialisation: {plaintext.correct}/{plaintext.total} "
-              f"({plaintext.accuracy:.1f}%) in {plaintext.seconds:.1f} s; encrypted is "
+              f"({plaintext.accuracy:.1f}%) in {plaintext.seconds:.2f} s; encrypted is "
               f"{encrypted.accuracy - plaintext.accuracy:+.1f} points")
         report["plaintext"] = plaintext.to_dict()
     if args.json:

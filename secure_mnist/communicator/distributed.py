@@ -108,7 +108,10 @@ class DistributedCommunicator(Communicator):
         records what it saw in the rendezvous store; the first record names the real cause.
         """
         seen = f"{self.me} lost contact with {party}"
-        first = _first_failure(seen)
+        # A closed connection is often the cascade of a failure a peer is reporting right now;
+        # a timeout is seen first hand. So a closed connection gives others a moment to report.
+        closed = any(words in str(error) for words in ("closed by peer", "reset by peer"))
+        first = _first_failure(seen, wait_for_others=2.0 if closed else 0.0)
         cause = "" if first in (None, seen) else f"; the first failure reported: {first}"
         return PartyLostError(
             f"{seen}: its process died, hung for more than {self.timeout:.0f} s, or the network failed"
@@ -134,10 +137,18 @@ class DistributedCommunicator(Communicator):
 
 
 # --8<-- [start:first_failure]
-def _first_failure(report: str) -> str | None:
-    """Record `report` if no party has reported a failure yet; return the first report (or None)."""
+def _first_failure(report: str, wait_for_others: float = 0.0) -> str | None:
+    """Record `report` if no party has reported a failure yet; return the first report (or None).
+
+    With `wait_for_others`, first wait that long for someone else's report.
+    """
     try:
         store = dist.distributed_c10d._get_default_store()
+        deadline = time.monotonic() + wait_for_others
+        while time.monotonic() < deadline:
+            if store.check(["secure_mnist/first_failure"]):
+                return store.get("secure_mnist/first_failure").decode()
+            time.sleep(0.05)
         if store.add("secure_mnist/failures", 1) == 1:
             store.set("secure_mnist/first_failure", report)
             return report
