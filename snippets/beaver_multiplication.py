@@ -6,13 +6,6 @@ this file on its own for a short demonstration:
     python snippets/beaver_multiplication.py
 """
 
-import sys
-from pathlib import Path
-
-try:
-    import secure_mnist  # noqa: F401
-except ImportError:  # run from a checkout without installing the package
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 # --8<-- [start:setup]
 import operator

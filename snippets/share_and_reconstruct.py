@@ -7,13 +7,6 @@ demonstration:
     python snippets/share_and_reconstruct.py
 """
 
-import sys
-from pathlib import Path
-
-try:
-    import secure_mnist  # noqa: F401
-except ImportError:  # run from a checkout without installing the package
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 # --8<-- [start:share]
 import torch
