@@ -16,7 +16,7 @@ import torch
 from ..encoding import FixedPointEncoder
 from ..errors import NotSharedError, PrecisionMismatchError
 from ..parties import Party
-from .primitives.beaver import beaver_products, matmul, mul
+from .primitives.beaver import matmul, matmuls, mul, muls
 from .primitives.comparison import is_negative, relu_and_bit
 from .primitives.truncation import truncate
 from .session import Session, session_for
@@ -346,7 +346,8 @@ def products_together(pairs: Sequence[tuple[FixedPrecisionTensor, Operand] | Non
             shared.append((index, left, right))
         else:
             results[index] = left._product(right, op)
-    raw = beaver_products([(left.child, right.child, op) for _, left, right in shared]) if shared else []
+    together = matmuls if op is torch.matmul else muls  # (timed as linear layers / elementwise products)
+    raw = together([(left.child, right.child) for _, left, right in shared]) if shared else []
     for (index, left, _), product in zip(shared, raw):
         results[index] = left._wrap(truncate(product, left.encoder.scale))
     return results

@@ -66,3 +66,9 @@ def matmul(x: AdditiveSharingTensor, y: AdditiveSharingTensor) -> AdditiveSharin
 def matmuls(pairs: Sequence[tuple[AdditiveSharingTensor, AdditiveSharingTensor]]) -> list[AdditiveSharingTensor]:
     """Several independent matrix products in one round."""
     return beaver_products([(x, y, torch.matmul) for x, y in pairs])
+
+
+@timed("elementwise products")
+def muls(pairs: Sequence[tuple[AdditiveSharingTensor, AdditiveSharingTensor]]) -> list[AdditiveSharingTensor]:
+    """Several independent elementwise products in one round."""
+    return beaver_products([(x, y, torch.mul) for x, y in pairs])
