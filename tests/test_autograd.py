@@ -67,6 +67,7 @@ def test_network_gradients_match_torch_autograd(activation):
         lambda a, b: (a.view(-1) * b.reshape(-1)).sum() / 3,
         lambda a, b: (a.t() @ b).sum(0).sum(),
         lambda a, b: (-a + 2.5 * b).sum(),
+        lambda a, b: (a[1:3] * b[0]).sum() + a[0, 2],
     ],
 )
 def test_operation_gradients(build):

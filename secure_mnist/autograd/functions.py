@@ -7,7 +7,10 @@ Each class keeps what its gradient needs from the forward pass, micrograd-style.
 
 from __future__ import annotations
 
+import torch
+
 from ..mpc.fixed_point import FixedPrecisionTensor, matmul_together, products_together
+from ..mpc.primitives.beaver import mul
 from ..mpc.sharing import AdditiveSharingTensor
 
 Grads = tuple["FixedPrecisionTensor | None", ...]
@@ -179,10 +182,7 @@ class IndexBackward(GradFunc):
         self.shape, self.index = self_.shape, index
 
     def gradient(self, grad):
-        import torch
-
-        placed = torch.zeros(self.shape, dtype=torch.int64)
-        positions = torch.arange(placed.numel()).view(self.shape)[self.index]
+        positions = torch.arange(self.shape.numel()).view(self.shape)[self.index]
         return (_scatter(grad, positions, self.shape),)
 
 
@@ -194,14 +194,11 @@ class IdentityBackward(GradFunc):
 
 
 def _mul_bits(values: AdditiveSharingTensor, bits: AdditiveSharingTensor) -> AdditiveSharingTensor:
-    from ..mpc.primitives.beaver import mul
-
     return mul(values, bits)
 
 
 def _scatter(grad: FixedPrecisionTensor, positions, shape) -> FixedPrecisionTensor:
     """A zero tensor of `shape` with grad's values at the flat `positions` (local on each share)."""
-    import torch
 
     def place(values):
         out = torch.zeros(shape.numel(), dtype=values.dtype, device=values.device)

@@ -14,8 +14,8 @@ known in both sharings, converts the XOR-shared sign bit into an additive one in
 
 Cost per element: 7 rounds and 12 ANDs for the adder (in a prefix step both ANDs share the
 operand p, masked once: 19 words sent per worker), 1 round and one bit for the conversion (bits
-travel packed, 64 to a word): 8 rounds, about 152 bytes sent by each worker. Nobody learns the sign: every
-opened value is masked by a fresh random word or bit from the dealer.
+travel packed, 64 to a word): 8 rounds, about 152 bytes sent by each worker. Nobody learns the
+sign: every opened value is masked by a fresh random word or bit from the dealer.
 
 ReLU needs x times the bit as well. Instead of a Beaver multiplication after the comparison, the
 dealer adds a mask a and the product a*r for the same random bit r, and x - a travels with the

@@ -33,13 +33,14 @@ def correlated_randomness(session: Session, n_random: int, n_derived: int, deriv
     except that with random bits it is shared additively (a bit in both sharings).
     """
     dealer = session.provider
-    first, second = session.workers
+    first = session.first
     join = torch.bitwise_xor if sharing == "xor" or random_bits else torch.add
     split = torch.bitwise_xor if sharing == "xor" else torch.sub
 
-    def draw(holder, peer) -> tuple[torch.Tensor, torch.Tensor]:
-        stream = session.common_prg(holder, peer)
-        words = stream.ring((n_random + n_derived,))
+    def draw(holder, peer, derived: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """From the stream holder and peer share: the random words, and (for the first worker,
+        whose derived share is drawn too) the derived share. The second worker's comes by message."""
+        words = session.common_prg(holder, peer).ring((n_random + (n_derived if derived else 0),))
         random_part = words[:n_random] & 1 if random_bits else words[:n_random]
         return random_part, words[n_random:]
 
@@ -47,8 +48,8 @@ def correlated_randomness(session: Session, n_random: int, n_derived: int, deriv
         _deal(session, draw, derive, join, split)
     shares = {}
     for worker in session.local_workers:
-        random_part, derived_part = draw(worker, dealer)
-        if worker is second:
+        random_part, derived_part = draw(worker, dealer, derived=worker is first)
+        if worker is not first:
             derived_part = session.comm.recv(worker.name, dealer.name, (n_derived,))
         shares[worker] = (random_part, derived_part)
     return shares
@@ -58,8 +59,8 @@ def correlated_randomness(session: Session, n_random: int, n_derived: int, deriv
 def _deal(session: Session, draw, derive: Derive, join, split) -> None:
     """The dealer's side: the same random words as the workers draw, and the derived ones sent."""
     first, second = session.workers
-    random_first, derived_first = draw(session.provider, first)
-    random_second, _ = draw(session.provider, second)
+    random_first, derived_first = draw(session.provider, first, derived=True)
+    random_second, _ = draw(session.provider, second, derived=False)
     derived = derive(join(random_first, random_second))
     session.comm.send(session.provider.name, second.name, split(derived, derived_first))
 
