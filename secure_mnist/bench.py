@@ -172,6 +172,7 @@ class PartyTiming:
     serializing: float
     bytes_sent: int
     bytes_received: int
+    cpu: float  # processor time this process used (all threads): what it cost, waiting excluded
 
     @property
     def computing(self) -> float:
@@ -191,24 +192,24 @@ def process_benchmark_job(session: Session, config: TrainingConfig, repeats: int
     before = comm.stats.snapshot()
     waiting0, serializing0 = comm.seconds_waiting, comm.seconds_serializing
     times = []
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     for _ in range(repeats):
         start = time.perf_counter()
         step()
         times.append(time.perf_counter() - start)
     comm.flush()
-    total = time.perf_counter() - started
+    total, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     me = next(p for p in session.parties() if session.is_local(p))
     traffic = comm.stats.since(before)
     own = torch.tensor([total, comm.seconds_waiting - waiting0, comm.seconds_serializing - serializing0,
-                        traffic.bytes_sent[me.name], traffic.bytes_received[me.name]], dtype=torch.float64)
+                        traffic.bytes_sent[me.name], traffic.bytes_received[me.name], cpu], dtype=torch.float64)
     if me is not session.client:
         comm.send_untracked(me.name, session.client.name, own)
         return None
     timings = {me.name: PartyTiming(*own.tolist())}
     for party in session.parties():
         if party is not me:
-            timings[party.name] = PartyTiming(*comm.recv_untracked(me.name, party.name, (5,), torch.float64).tolist())
+            timings[party.name] = PartyTiming(*comm.recv_untracked(me.name, party.name, (6,), torch.float64).tolist())
     return {"step_ms": statistics.median(times) * 1e3, "rounds_per_step": traffic.rounds // repeats, "parties": timings}
 
 
@@ -219,11 +220,11 @@ def format_process_report(plaintext_ms: float, measured: dict, repeats: int, con
         f"(gloo, {repeats} steps)",
         f"  plaintext PyTorch step: median {plaintext_ms:.3f} ms",
         f"  encrypted step: median {measured['step_ms']:.2f} ms, ratio {ratio:.1f}x plaintext",
-        "  per party, per step: computing / serializing / waiting, bytes sent / received",
+        "  per party, per step: computing / serializing / waiting (wall clock), CPU time, bytes sent / received",
     ]
     for name, t in measured["parties"].items():
         per = 1e3 / repeats
-        lines.append(f"    {name:<16} {t.computing * per:7.2f} / {t.serializing * per:5.2f} / {t.waiting * per:7.2f} ms"
+        lines.append(f"    {name:<16} {t.computing * per:7.2f} / {t.serializing * per:5.2f} / {t.waiting * per:7.2f} ms, CPU {t.cpu * per:6.2f} ms"
                      f"   {t.bytes_sent / repeats / 1e6:6.2f} / {t.bytes_received / repeats / 1e6:6.2f} MB")
     return "\n".join(lines)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -95,12 +96,23 @@ class Communicator(ABC):
             self.inbox_log.setdefault(dst, []).append(tensor)
         return tensor
 
+    def recv_later(self, dst: str, src: str, shape: tuple[int, ...] | torch.Size,
+                   dtype: torch.dtype = torch.int64) -> Callable[[], torch.Tensor]:
+        """Announce a receive now, take the tensor later: `recv_later(...)()` is `recv(...)`.
+
+        Over a network the message can travel while the receiver still computes; calls are
+        taken in the order they were announced.
+        """
+        return lambda: self.recv(dst, src, shape, dtype)
+
     def exchange(self, values: dict[str, torch.Tensor], peers: dict[str, str]) -> dict[str, torch.Tensor]:
         """One round: each local party sends its value to its peer and receives the peer's value."""
         self.stats.rounds += 1
+        incoming = {party: self.recv_later(party, peers[party], value.shape, value.dtype)
+                    for party, value in values.items()}
         for party, value in values.items():
             self.send(party, peers[party], value)
-        return {party: self.recv(party, peers[party], value.shape, value.dtype) for party, value in values.items()}
+        return {party: take() for party, take in incoming.items()}
     # --8<-- [end:interface]
 
     def send_untracked(self, src: str, dst: str, tensor: torch.Tensor) -> None:

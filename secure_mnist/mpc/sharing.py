@@ -113,8 +113,61 @@ Combine = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def _meta_shape(fn: Callable[..., torch.Tensor], *tensors: AdditiveSharingTensor) -> torch.Size:
-    """The shape fn would produce, found on shape-only tensors (for processes without shares)."""
-    return fn(*(torch.empty(t.shape, dtype=torch.int64, device="meta") for t in tensors)).shape
+    """The shape fn would produce, found on shape-only tensors (for processes without shares).
+
+    A process without shares (the client's, the crypto provider's) still follows every step of
+    the computation, and torch's shape-only kernels are slow (Python code per call), so shapes are
+    remembered by what decides them: the function's code, what it captured, the input shapes.
+    """
+    key = _shape_key(fn, tensors)
+    shape = _SHAPES.get(key) if key is not None else None
+    if shape is None:
+        shape = fn(*(torch.empty(t.shape, dtype=torch.int64, device="meta") for t in tensors)).shape
+        if key is not None:
+            if len(_SHAPES) >= _MAX_SHAPES:
+                _SHAPES.clear()
+            _SHAPES[key] = shape
+    return shape
+
+
+_SHAPES: dict[tuple, torch.Size] = {}
+_MAX_SHAPES = 4096
+
+
+class _ShapeDependsOnValues(Exception):
+    """fn captured something whose values (not just its shape) may decide the output shape."""
+
+
+def _shape_key(fn: Callable[..., torch.Tensor], tensors: Sequence[AdditiveSharingTensor]) -> tuple | None:
+    """What decides fn's output shape, as a dictionary key; None when we cannot tell."""
+    shapes = tuple(tuple(t.shape) for t in tensors)
+    code = getattr(fn, "__code__", None)
+    try:
+        if code is None:  # a builtin such as torch.add
+            return (fn, shapes) if getattr(fn, "__self__", None) is None or fn.__self__ is torch else None
+        captured = tuple(_shape_relevant(cell.cell_contents) for cell in fn.__closure__ or ())
+        return (code, captured, _shape_relevant(fn.__defaults__), shapes)
+    except (_ShapeDependsOnValues, ValueError):  # ValueError: a closure cell not filled yet
+        return None
+
+
+def _shape_relevant(value: object) -> object:
+    """A hashable summary of a captured value that keeps whatever can change an output shape."""
+    if isinstance(value, torch.Tensor):
+        if value.dtype == torch.bool:  # a mask: the output shape depends on how many are True
+            raise _ShapeDependsOnValues
+        return ("tensor", tuple(value.shape), value.dtype)
+    if value is None or value is Ellipsis or isinstance(value, (bool, int, float, str, torch.dtype)):
+        return value
+    if isinstance(value, (tuple, list)):  # includes torch.Size
+        return (type(value).__name__, tuple(_shape_relevant(item) for item in value))
+    if isinstance(value, slice):
+        return ("slice", _shape_relevant(value.start), _shape_relevant(value.stop), _shape_relevant(value.step))
+    if callable(value) and getattr(value, "__code__", None) is None and getattr(value, "__module__", "") == "torch":
+        return value  # torch.mul, torch.matmul, ...
+    if hasattr(value, "child") and hasattr(value, "encoder"):  # a FixedPrecisionTensor: its ring tensor
+        return ("fixed", _shape_relevant(value.child))
+    raise _ShapeDependsOnValues
 
 
 # --8<-- [start:share_secret]

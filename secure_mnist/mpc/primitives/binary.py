@@ -42,16 +42,42 @@ def padded_size(count: int) -> int:
     return -(-count // WORD_BITS) * WORD_BITS
 
 
-def mask_and_pack_bits(bits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """(bits ^ mask), 64 to a word: 64 times less to send.
+def _transpose_steps() -> list[tuple[int, int]]:
+    """(j, mask) for the six swap steps of a 64 x 64 bit transpose: mask has the bits i with i & j == 0."""
+    steps = []
+    for j in (32, 16, 8, 4, 2, 1):
+        mask = sum(1 << bit for bit in range(WORD_BITS) if not bit & j)
+        steps.append((j, mask - (1 << WORD_BITS) if mask >= 1 << (WORD_BITS - 1) else mask))  # as int64
+    return steps
 
-    `mask` holds padded_size(len(bits)) random bits, so the padding is random too and every word
-    sent is uniform. XOR commutes with packing: packed XOR shares open like any XOR shares.
+
+_TRANSPOSE_STEPS = _transpose_steps()
+
+
+# --8<-- [start:bit_planes]
+def bit_planes(words: torch.Tensor) -> torch.Tensor:
+    """The 64 bit planes of a flat tensor of words: row i packs bit i of every word, 64 to a word.
+
+    Bit b of planes[i, w] is bit i of words[64 w + b]; len(words) must be a multiple of 64. Each
+    block of 64 words is a 64 x 64 bit matrix, transposed by swapping ever smaller off-diagonal
+    blocks (sizes 32, 16, ..., 1): 6 steps of shifts and XORs over all blocks at once.
     """
-    padded = torch.nn.functional.pad(bits.reshape(-1), (0, mask.numel() - bits.numel())) ^ mask
-    return (padded.view(-1, WORD_BITS) << _BIT_POSITIONS).sum(dim=1)  # distinct powers of two: sum = OR
+    blocks = words.reshape(-1, WORD_BITS).clone()
+    for j, mask in _TRANSPOSE_STEPS:
+        pairs = blocks.view(-1, WORD_BITS // (2 * j), 2, j)  # rows k and k + j, side by side
+        low, high = pairs[:, :, 0], pairs[:, :, 1]
+        swap = ((low >> j) ^ high) & mask  # the upper j bits of row k against the lower of row k + j
+        high ^= swap
+        low ^= swap << j
+    return blocks.t()
+# --8<-- [end:bit_planes]
+
+
+def pack_bits(bits: torch.Tensor) -> torch.Tensor:
+    """0/1 values (a multiple of 64 of them), 64 to a word: bit b of word w is bits[64 w + b]."""
+    return (bits.reshape(-1, WORD_BITS) << _BIT_POSITIONS).sum(dim=1)  # distinct powers of two: sum = OR
 
 
 def unpack_bits(words: torch.Tensor, count: int) -> torch.Tensor:
-    """The first `count` bits packed by mask_and_pack_bits, as 0/1 int64 values."""
+    """The first `count` bits packed by pack_bits, as 0/1 int64 values."""
     return ((words.unsqueeze(1) >> _BIT_POSITIONS) & 1).reshape(-1)[:count]

@@ -2,20 +2,23 @@
 
 x is negative exactly when the top bit of x = x_alice + x_bob (mod 2^64) is set. Each worker knows
 its own share in binary, so the top bit of the sum is the output of a 64-bit adder whose two
-inputs are held by different workers. We evaluate a Kogge-Stone carry-lookahead adder on XOR
-shares: generate g = x_alice & x_bob and propagate p = x_alice ^ x_bob, then six prefix steps
-(shifts 1, 2, 4, ..., 32) of
+inputs are held by different workers: p_63 ^ (the carry into column 63), with the propagate
+p = x_alice ^ x_bob. Only that one carry is needed, so instead of a full carry-lookahead adder we
+combine the columns' (generate, propagate) pairs in a binary tree, 64 -> 32 -> ... -> 1:
 
-    g <- g ^ (p & (g << k)),    p <- p & (p << k)
+    G = G_high ^ (P_high & G_low),    P = P_high & P_low
 
-The propagate p starts XOR-shared for free (each worker contributes its own share); every AND is a
-binary Beaver AND. The sign is p_63 ^ carry_63 = p_63 ^ g_62. Then a dealer-supplied random bit,
-known in both sharings, converts the XOR-shared sign bit into an additive one in one more round.
+Each worker first turns its shares into bit planes (row i holds column i of 64 elements per word),
+so a tree level is one AND of whole rows, and each level has half the rows of the one before.
+The generate g = x_alice & x_bob and every AND of the tree are binary Beaver ANDs on XOR shares;
+column 63 is made transparent (g = 0, p = 1), so the carry out of the tree is the carry into it.
+Then a dealer-supplied random bit, known in both sharings, converts the XOR-shared sign bit into
+an additive one in one more round.
 
-Cost per element: 7 rounds and 12 ANDs for the adder (in a prefix step both ANDs share the
-operand p, masked once: 19 words sent per worker), 1 round and one bit for the conversion (bits
-travel packed, 64 to a word): 8 rounds, about 152 bytes sent by each worker. Nobody learns the
-sign: every opened value is masked by a fresh random word or bit from the dealer.
+Cost per element: 7 rounds for the tree (the generate, then 6 levels; in a level both ANDs share
+the operand P_high, masked once), about 4.9 words sent per worker; 1 round and one bit for the
+conversion (bits travel packed, 64 to a word): 8 rounds, about 40 bytes sent by each worker.
+Nobody learns the sign: every opened value is masked by a fresh random word or bit from the dealer.
 
 ReLU needs x times the bit as well. Instead of a Beaver multiplication after the comparison, the
 dealer adds a mask a and the product a*r for the same random bit r, and x - a travels with the
@@ -29,38 +32,45 @@ import torch
 from ...profiling import timed
 from ..provider.dealer import binary_triples, correlated_randomness, shared_random_bits
 from ..sharing import AdditiveSharingTensor, open_to_workers
-from .binary import XorShares, and_, mask_and_pack_bits, padded_size, unpack_bits
+from .binary import XorShares, and_, bit_planes, pack_bits, padded_size, unpack_bits
 
 WORD_BITS = 64
-SHIFTS = (1, 2, 4, 8, 16, 32)
+TREE_LEVELS = (32, 16, 8, 4, 2, 1)  # (generate, propagate) pairs left after each level
 
 
 # --8<-- [start:sign_bit_xor]
 def sign_bit_xor(x: AdditiveSharingTensor) -> XorShares:
-    """XOR shares of the top bit of x (1 where x < 0), flat, in bit 0 of each word."""
+    """XOR shares of the top bit of x (1 where x < 0), packed: bit b of word w is element 64 w + b."""
     session = x.session
     first = session.first
     n = x.shape.numel()
-    # One AND for g, then per prefix step p AND [g << k, p << k] (p masked once), g only at the end.
-    triples = binary_triples(session, [((n,), (n,))] + [((n,), (2, n))] * (len(SHIFTS) - 1) + [((n,), (n,))])
-    shares = {w: s.reshape(-1) for w, s in x.local_shares().items()}
-    # Each worker's share is one adder input: (x_alice, 0) and (0, x_bob) as XOR shares.
-    zeros = {w: torch.zeros_like(s) for w, s in shares.items()}
-    left = {w: s if w is first else zeros[w] for w, s in shares.items()}
-    right = {w: zeros[w] if w is first else s for w, s in shares.items()}
-    generate = and_(session, left, right, {w: t[0] for w, t in triples.items()})
-    # generate and propagate stacked: row 0 is g, row 1 is p (p starts as each worker's own share)
-    gp = {w: torch.stack([generate[w], shares[w]]) for w in shares}
-    for step, shift in enumerate(SHIFTS[:-1], start=1):
-        both = and_(session, {w: t[1] for w, t in gp.items()}, {w: t << shift for w, t in gp.items()},
-                    {w: t[step] for w, t in triples.items()})
-        for worker, result in both.items():
-            result[0] ^= gp[worker][0]  # g <- g ^ (p & (g << k)); row 1 is already p & (p << k)
-        gp = both
-    last = and_(session, {w: t[1] for w, t in gp.items()}, {w: t[0] << SHIFTS[-1] for w, t in gp.items()},
+    blocks = padded_size(n) // WORD_BITS
+    # The generate of columns 0-62; per level P_high AND [G_low, P_low]; at the last, G only.
+    triples = binary_triples(session, [((WORD_BITS - 1, blocks),) * 2]
+                             + [((pairs, blocks), (2, pairs, blocks)) for pairs in TREE_LEVELS[:-1]]
+                             + [((1, blocks),) * 2])
+    planes = {w: bit_planes(torch.nn.functional.pad(s.reshape(-1), (0, blocks * WORD_BITS - n)))
+              for w, s in x.local_shares().items()}
+    # Each worker's share is one adder input: (x_alice, 0) and (0, x_bob) as XOR shares, and the
+    # propagate x_alice ^ x_bob is XOR-shared as the shares themselves.
+    zeros = {w: torch.zeros_like(rows[:-1]) for w, rows in planes.items()}
+    generate = and_(session, {w: rows[:-1] if w is first else zeros[w] for w, rows in planes.items()},
+                    {w: zeros[w] if w is first else rows[:-1] for w, rows in planes.items()},
+                    {w: t[0] for w, t in triples.items()})
+    # Column 63 made transparent (g = 0, p = 1): the carry out of all 64 is the carry into 63.
+    top = {w: torch.full((1, blocks), -1 if w is first else 0) for w in planes}  # all-ones words: p = 1
+    g = {w: torch.cat([rows, torch.zeros_like(top[w])]) for w, rows in generate.items()}
+    p = {w: torch.cat([rows[:-1], top[w]]) for w, rows in planes.items()}
+    for level, pairs in enumerate(TREE_LEVELS[:-1], start=1):
+        both = and_(session, {w: rows[1::2] for w, rows in p.items()},
+                    {w: torch.stack([g[w][0::2], rows[0::2]]) for w, rows in p.items()},
+                    {w: t[level] for w, t in triples.items()})
+        g = {w: g[w][1::2] ^ rows[0] for w, rows in both.items()}  # G = G_high ^ (P_high & G_low)
+        p = {w: rows[1] for w, rows in both.items()}  # P = P_high & P_low
+    last = and_(session, {w: rows[1:] for w, rows in p.items()}, {w: g[w][:1] for w in p},
                 {w: t[-1] for w, t in triples.items()})
-    carries = {w: gp[w][0] ^ last[w] for w in gp}
-    return {w: ((shares[w] ^ (carries[w] << 1)) >> (WORD_BITS - 1)) & 1 for w in shares}
+    carry = {w: g[w][1] ^ rows[0] for w, rows in last.items()}
+    return {w: planes[w][-1] ^ carry[w] for w in planes}  # sign = p_63 ^ carry into column 63
 # --8<-- [end:sign_bit_xor]
 
 
@@ -74,7 +84,7 @@ def bit_to_arithmetic(bits: XorShares, x: AdditiveSharingTensor) -> AdditiveShar
     session = x.session
     n = x.shape.numel()
     random_bits = shared_random_bits(session, padded_size(n))
-    opened = open_to_workers({w: (mask_and_pack_bits(b, random_bits[w][0]),) for w, b in bits.items()}, session,
+    opened = open_to_workers({w: (b ^ pack_bits(random_bits[w][0]),) for w, b in bits.items()}, session,
                              combine=torch.bitwise_xor)
     out = {}
     for worker, (packed,) in opened.items():
@@ -109,7 +119,7 @@ def relu_and_bit(x: AdditiveSharingTensor) -> tuple[AdditiveSharingTensor, Addit
         return torch.cat([r[:n], a, a * r[:n]])
 
     dealt = correlated_randomness(session, padded_size(n), 3 * n, mask_and_product, random_bits=True)
-    masked = {w: (mask_and_pack_bits(sign[w], dealt[w][0]), x.share_of(w).reshape(-1) - dealt[w][1][n : 2 * n])
+    masked = {w: (sign[w] ^ pack_bits(dealt[w][0]), x.share_of(w).reshape(-1) - dealt[w][1][n : 2 * n])
               for w in sign}
     opened = open_to_workers(masked, session, combine=(torch.bitwise_xor, torch.add))
     relu, positive = {}, {}

@@ -48,10 +48,10 @@ def correlated_randomness(session: Session, n_random: int, n_derived: int, deriv
         _deal(session, draw, derive, join, split)
     shares = {}
     for worker in session.local_workers:
+        # the second worker's derived share comes by message: let it travel while the worker draws
+        derived_by_message = None if worker is first else session.comm.recv_later(worker.name, dealer.name, (n_derived,))
         random_part, derived_part = draw(worker, dealer, derived=worker is first)
-        if worker is not first:
-            derived_part = session.comm.recv(worker.name, dealer.name, (n_derived,))
-        shares[worker] = (random_part, derived_part)
+        shares[worker] = (random_part, derived_by_message() if derived_by_message else derived_part)
     return shares
 
 
