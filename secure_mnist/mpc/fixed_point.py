@@ -20,6 +20,7 @@ from .primitives.beaver import matmul, matmuls, mul, muls
 from .primitives.comparison import is_negative, relu_and_bit
 from .primitives.truncation import truncate
 from .session import Session, session_for
+from .shapes import broadcast_shapes
 from .sharing import AdditiveSharingTensor, reveal_to, share_secret
 
 Ring = Union[torch.Tensor, AdditiveSharingTensor]
@@ -389,8 +390,8 @@ def _check_broadcast(a: torch.Size, b: torch.Size, op: str) -> None:
     if a == b:
         return
     try:
-        torch.broadcast_shapes(a, b)
-    except RuntimeError:
+        broadcast_shapes(tuple(a), tuple(b))
+    except ValueError:
         raise ValueError(f"shape mismatch for {op}: {tuple(a)} and {tuple(b)} cannot be broadcast together") from None
 
 

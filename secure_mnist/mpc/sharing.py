@@ -13,6 +13,7 @@ import torch
 from ..errors import PartyMismatchError
 from ..parties import Party, Worker
 from .session import Session
+from .shapes import broadcast_shapes
 
 Shares = dict[Worker, torch.Tensor]
 
@@ -89,7 +90,7 @@ class AdditiveSharingTensor:
     def add_public(self, value: torch.Tensor) -> AdditiveSharingTensor:
         """x + c for a public ring element c: one worker adds it, the other keeps its share."""
         first = self.session.first
-        shape = self.shape if value.shape == self.shape else torch.broadcast_shapes(self.shape, value.shape)
+        shape = self.shape if value.shape == self.shape else broadcast_shapes(tuple(self.shape), tuple(value.shape))
         return AdditiveSharingTensor(
             self.session, {w: s + value if w is first else s.expand(shape) for w, s in self.local_shares().items()},
             shape,

@@ -18,6 +18,7 @@ import torch
 from ...parties import Worker
 from ...profiling import timed
 from ..session import Session
+from ..shapes import broadcast_shapes
 
 Bilinear = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Derive = Callable[[torch.Tensor], torch.Tensor]
@@ -87,7 +88,7 @@ def binary_triples(session: Session, shapes: Sequence[tuple[tuple[int, ...], tup
 
     All of them in one go: one draw per stream, one message to the second worker.
     """
-    layout = [(shape_a, shape_b, torch.broadcast_shapes(shape_a, shape_b)) for shape_a, shape_b in shapes]
+    layout = [(shape_a, shape_b, broadcast_shapes(tuple(shape_a), tuple(shape_b))) for shape_a, shape_b in shapes]
     random_sizes = [size for shape_a, shape_b, _ in layout for size in (_numel(shape_a), _numel(shape_b))]
     derived_sizes = [_numel(shape_c) for _, _, shape_c in layout]
 
