@@ -75,17 +75,10 @@ class DistributedCommunicator(Communicator):
         # gloo moves a message only once its receiver has posted the receive (the sender
         # announces it and waits for the go-ahead): posting early saves that round trip.
         take = self._post(src, tuple(shape), dtype)
-
-        def received() -> torch.Tensor:
-            tensor = take()
-            self.stats.record_received(dst, tensor)
-            if self.inbox_log is not None:
-                self.inbox_log.setdefault(dst, []).append(tensor)
-            return tensor
-
-        return received
+        return lambda: self._received(dst, take())
 
     def _post(self, src: str, shape: tuple[int, ...], dtype: torch.dtype) -> Callable[[], torch.Tensor]:
+        """Post a receive from src now; the returned function waits for it and gives the tensor."""
         payload = torch.empty(shape, dtype=dtype)
         try:
             work = dist.irecv(payload.view(-1), self.ranks[src])
@@ -93,13 +86,7 @@ class DistributedCommunicator(Communicator):
             raise self._lost(src, error) from error
 
         def wait() -> torch.Tensor:
-            start = time.perf_counter()
-            try:
-                work.wait()
-            except RuntimeError as error:
-                raise self._lost(src, error) from error
-            finally:
-                self.seconds_waiting += time.perf_counter() - start
+            self._wait(work, src)
             return payload
 
         return wait
@@ -117,11 +104,15 @@ class DistributedCommunicator(Communicator):
 
     def _wait_oldest(self) -> None:
         dst, work, _buffer = self._pending.popleft()
+        self._wait(work, dst)
+
+    def _wait(self, work: dist.Work, party: str) -> None:
+        """Wait for a send to or a receive from `party` to complete; the time counts as waiting."""
         start = time.perf_counter()
         try:
             work.wait()
         except RuntimeError as error:
-            raise self._lost(dst, error) from error
+            raise self._lost(party, error) from error
         finally:
             self.seconds_waiting += time.perf_counter() - start
 
