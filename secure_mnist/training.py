@@ -21,6 +21,7 @@ from .data.mnist import load_mnist, normalized_images
 from .encoding import FixedPointEncoder
 from .mpc.fixed_point import FixedPrecisionTensor
 from .mpc.session import Session
+from .mpc.sharing import AdditiveSharingTensor
 from .nn import encrypt_parameters
 from .optim import SGD
 from . import checkpoints
@@ -207,7 +208,7 @@ def train_encrypted(config: TrainingConfig, session: Session | None = None, on_b
     optimizer = SGD(model.parameters(), lr=config.lr)
     first_epoch = 1
     if resume_from:
-        first_epoch = checkpoints.load(resume_from, session, model, config) + 1
+        first_epoch = checkpoints.load(resume_from, session, model, config, _inputs(train_data)) + 1
     result = RunResult("encrypted", None, len(test_data) * config.test_batch_size)
     before = session.comm.stats.snapshot()
     traffic_before = session.traffic_by_party()
@@ -230,7 +231,7 @@ def train_encrypted(config: TrainingConfig, session: Session | None = None, on_b
             if on_batch:
                 on_batch(log, len(train_data))
         if checkpoint_dir:
-            checkpoints.save(checkpoint_dir, session, model, config, epoch)
+            checkpoints.save(checkpoint_dir, session, model, config, epoch, _inputs(train_data))
     model.eval()
     correct = None
     with torch.no_grad():
@@ -245,6 +246,11 @@ def train_encrypted(config: TrainingConfig, session: Session | None = None, on_b
     traffic_stats = session.comm.stats.since(before)
     result.bytes_sent, result.rounds = traffic_stats.total_bytes(), traffic_stats.rounds
     return result
+
+
+def _inputs(batches: list[tuple[AutogradTensor, AutogradTensor]]) -> list[AdditiveSharingTensor]:
+    """The shared tensors under each batch's inputs (what the checkpoints keep the openings of)."""
+    return [data.child.child for data, _ in batches]
 
 
 def _difference(now, before):

@@ -164,3 +164,39 @@ def test_pysyft_precision_three_decimal_digits():
     torch.testing.assert_close(ex.decrypt().double(), torch.tensor([1.234, -0.5, 3.0], dtype=torch.float64),
                                atol=1e-3, rtol=0)
     torch.testing.assert_close((ex * ex).decrypt().double(), x * x, atol=1e-2, rtol=0)
+
+
+def test_an_opened_tensor_is_reused_not_opened_again(session):
+    """Products that reuse a mask (again, transposed, viewed, squared) are as exact as fresh ones,
+    and they open nothing new: only the dealer's share of c travels."""
+    x, w = values((4, 6), seed=11), values((6, 3), seed=12)
+    ex, ew = encrypt(x, session), encrypt(w, session)
+    tolerance = 6 * 10.0 * ulp(session)
+    torch.testing.assert_close((ex @ ew).decrypt().double(), x @ w, atol=tolerance, rtol=0)
+    before = session.comm.stats.snapshot()
+    reused = [
+        ((ex @ ew), x @ w),
+        ((ew.t() @ ex.t()), w.t() @ x.t()),
+        ((ex.view(24) * ex.view(24)), (x * x).reshape(24)),
+        ((ex[1:3] @ ew), x[1:3] @ w),
+        ((ex.sum(0) @ ew), x.sum(0) @ w),
+    ]
+    products = [got.child for got, _ in reused]  # nothing revealed yet: count the products' traffic
+    traffic = session.comm.stats.since(before)
+    assert traffic.rounds == 0
+    assert traffic.bytes_sent[session.workers[0].name] == 0
+    assert traffic.bytes_sent[session.provider.name] == 8 * sum(p.shape.numel() for p in products)
+    for got, want in reused:
+        torch.testing.assert_close(got.decrypt().double(), want, atol=6 * tolerance, rtol=0)
+
+
+def test_a_new_partner_opens_only_itself(session):
+    x, y = values((5,), seed=13), values((5,), seed=14)
+    ex, ey = encrypt(x, session), encrypt(y, session)
+    _ = ex * ex  # ex opened
+    before = session.comm.stats.snapshot()
+    product = ex * ey
+    traffic = session.comm.stats.since(before)
+    assert traffic.rounds == 1
+    assert traffic.bytes_sent[session.workers[0].name] == 8 * 5  # only ey's e
+    torch.testing.assert_close(product.decrypt().double(), x * y, atol=20 * ulp(session), rtol=0)

@@ -6,6 +6,11 @@ right-hand side from its own shares of c, x and b and the public e and f. The sa
 for any bilinear operation, so one function serves elementwise products and matrix products.
 Cost: one round; each worker sends |x| + |y| ring elements. Independent products (the two
 gradients of a matrix product) share that round.
+
+A tensor is opened only once: its mask and e are kept (see `Opening`), and every later product
+it takes part in, or a transpose of it does, reuses them. Only c = a*b is new, dealt for the new
+pair of masks. A batch of training data, used forward and backward in every epoch, is opened in
+its first step and never again.
 """
 
 from __future__ import annotations
@@ -15,8 +20,8 @@ from collections.abc import Sequence
 import torch
 
 from ...profiling import timed
-from ..provider.dealer import Bilinear, beaver_triple, output_shape
-from ..sharing import AdditiveSharingTensor, open_to_workers
+from ..provider.dealer import Bilinear, mask_products, output_shape, random_masks
+from ..sharing import AdditiveSharingTensor, Mask, Opening, open_to_workers, record_opening
 
 Product = tuple[AdditiveSharingTensor, AdditiveSharingTensor, Bilinear]
 
@@ -25,23 +30,35 @@ Product = tuple[AdditiveSharingTensor, AdditiveSharingTensor, Bilinear]
 def beaver_products(products: Sequence[Product]) -> list[AdditiveSharingTensor]:
     """Shares of op(x, y) in Z_2^64 for each (x, y, op), all opened in one round (no rescaling)."""
     session = products[0][0].session
-    triples = []
-    for x, y, op in products:
+    unopened: list[AdditiveSharingTensor] = []  # operands never opened before, each listed once
+    for x, y, _ in products:
         x._same_parties(y)
-        triples.append(beaver_triple(session, op, x.shape, y.shape))
-    masked = {w: tuple(t for (x, y, _), triple in zip(products, triples)
-                       for t in (x.share_of(w) - triple[w][0], y.share_of(w) - triple[w][1]))
-              for w in session.local_workers}
-    opened = open_to_workers(masked, session)
+        for t in (x, y):
+            if t.opening is None and all(t is not u for u in unopened):
+                unopened.append(t)
+    fresh = random_masks(session, [t.shape for t in unopened])
+    new_mask = {id(t): mask for t, mask in zip(unopened, fresh)}
+
+    def mask_of(t: AdditiveSharingTensor) -> Mask:
+        return t.opening.mask if t.opening is not None else new_mask[id(t)]
+
+    triples_c = mask_products(session, [(mask_of(x), mask_of(y), op) for x, y, op in products],
+                              [(x.shape, y.shape) for x, y, _ in products])
+    if unopened:  # one round opens every tensor that was never opened
+        masked = {w: tuple(t.share_of(w) - mask.shares[w] for t, mask in zip(unopened, fresh))
+                  for w in session.local_workers}
+        opened = open_to_workers(masked, session)
+        for index, (t, mask) in enumerate(zip(unopened, fresh)):
+            record_opening(t, Opening(mask, {w: public[index] for w, public in opened.items()}))
     results = []
     for index, (x, y, op) in enumerate(products):
         shares = {}
-        for worker, public in opened.items():
-            e, f = public[2 * index], public[2 * index + 1]
-            _, b, c = triples[index][worker]
+        for worker in session.local_workers:
+            e, f = x.opening.public[worker], y.opening.public[worker]  # type: ignore[union-attr]
+            b = y.opening.mask.shares[worker]  # type: ignore[union-attr]
             share = op(x.share_of(worker), f)
             share += op(e, b)
-            share += c
+            share += triples_c[worker][index]
             shares[worker] = share
         results.append(AdditiveSharingTensor(session, shares, output_shape(op, tuple(x.shape), tuple(y.shape))))
     return results

@@ -18,6 +18,7 @@ import torch
 from ...parties import Worker
 from ...profiling import timed
 from ..session import Session
+from ..sharing import Mask
 from ..shapes import broadcast_shapes
 
 Bilinear = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -50,7 +51,8 @@ def correlated_randomness(session: Session, n_random: int, n_derived: int, deriv
     shares = {}
     for worker in session.local_workers:
         # the second worker's derived share comes by message: let it travel while the worker draws
-        derived_by_message = None if worker is first else session.comm.recv_later(worker.name, dealer.name, (n_derived,))
+        derived_by_message = (session.comm.recv_later(worker.name, dealer.name, (n_derived,))
+                              if worker is not first and n_derived else None)
         random_part, derived_part = draw(worker, dealer, derived=worker is first)
         shares[worker] = (random_part, derived_by_message() if derived_by_message else derived_part)
     return shares
@@ -63,22 +65,50 @@ def _deal(session: Session, draw, derive: Derive, join, split) -> None:
     random_first, derived_first = draw(session.provider, first, derived=True)
     random_second, _ = draw(session.provider, second, derived=False)
     derived = derive(join(random_first, random_second))
-    session.comm.send(session.provider.name, second.name, split(derived, derived_first))
+    if derived.numel():
+        session.comm.send(session.provider.name, second.name, split(derived, derived_first))
 
 
 # --8<-- [start:beaver_triple]
+def random_masks(session: Session, shapes: Sequence[torch.Size]) -> list[Mask]:
+    """Uniformly random ring tensors of these shapes, additively shared: no message at all.
+
+    Each worker draws its shares from the stream it shares with the dealer; the dealer, which runs
+    both streams, keeps their sums.
+    """
+    sizes = [_numel(shape) for shape in shapes]
+    at_dealer: list[torch.Tensor] = []
+    dealt = correlated_randomness(session, sum(sizes), 0, lambda r: at_dealer.append(r) or r[:0])
+    values = at_dealer[0].split(sizes) if at_dealer else [None] * len(shapes)
+    shares = {w: words.split(sizes) for w, (words, _) in dealt.items()}
+    return [Mask({w: parts[i].view(shape) for w, parts in shares.items()},
+                 None if values[i] is None else values[i].view(shape))
+            for i, shape in enumerate(shapes)]
+
+
+def mask_products(session: Session, products: Sequence[tuple[Mask, Mask, Bilinear]],
+                  shapes: Sequence[tuple[torch.Size, torch.Size]]) -> dict[Worker, list[torch.Tensor]]:
+    """Each worker's shares of c = op(a, b) for masks a and b it already holds, in one message.
+
+    The dealer computes every c from the masks themselves; the first worker draws its shares of
+    them, and only the second worker's shares travel.
+    """
+    out_shapes = [output_shape(op, tuple(sa), tuple(sb)) for (_, _, op), (sa, sb) in zip(products, shapes)]
+    sizes = [_numel(shape) for shape in out_shapes]
+
+    def products_at_dealer(_: torch.Tensor) -> torch.Tensor:
+        return torch.cat([op(a.value, b.value).reshape(-1) for a, b, op in products])  # type: ignore[arg-type]
+
+    dealt = correlated_randomness(session, 0, sum(sizes), products_at_dealer)
+    return {w: [part.view(shape) for part, shape in zip(c.split(sizes), out_shapes)] for w, (_, c) in dealt.items()}
+
+
 def beaver_triple(session: Session, op: Bilinear, shape_a: torch.Size, shape_b: torch.Size
                   ) -> dict[Worker, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     """Each worker's shares of random a, b and c = op(a, b), for a bilinear op (product, matmul)."""
-    shape_c = output_shape(op, tuple(shape_a), tuple(shape_b))
-    size_a = shape_a.numel()
-
-    def product(ab: torch.Tensor) -> torch.Tensor:
-        return op(ab[:size_a].view(shape_a), ab[size_a:].view(shape_b)).reshape(-1)
-
-    dealt = correlated_randomness(session, size_a + shape_b.numel(), shape_c.numel(), product)
-    return {w: (ab[:size_a].view(shape_a), ab[size_a:].view(shape_b), c.view(shape_c))
-            for w, (ab, c) in dealt.items()}
+    a, b = random_masks(session, [shape_a, shape_b])
+    c = mask_products(session, [(a, b, op)], [(shape_a, shape_b)])
+    return {w: (a.shares[w], b.shares[w], c[w][0]) for w in c}
 # --8<-- [end:beaver_triple]
 
 
