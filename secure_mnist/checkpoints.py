@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from .mpc.sharing import AdditiveSharingTensor, Mask, Opening
+from .mpc.opening import Mask, Opening
+from .mpc.sharing import AdditiveSharingTensor
 from .nn import encrypted_parameters
 
 if TYPE_CHECKING:

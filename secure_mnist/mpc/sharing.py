@@ -7,16 +7,16 @@ multiply by a public integer, sum, reshape) are local: each worker applies them 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 import torch
 
 from ..errors import PartyMismatchError
 from ..parties import Party, Worker
+from .opening import Opening, Shares
 from .session import Session
-from .shapes import broadcast_shapes
+from .shapes import broadcast_shapes, keeps_order, output_shape_of, rearrangement_key
 
-Shares = dict[Worker, torch.Tensor]
+MAX_VIEWS = 8  # rearrangements of one tensor remembered (see AdditiveSharingTensor.map)
 
 
 class AdditiveSharingTensor:
@@ -79,17 +79,17 @@ class AdditiveSharingTensor:
         change in place), so what was opened stays opened: a batch of images viewed as rows in
         every epoch is opened in the first one only.
         """
-        key = _structural_key(fn)
+        key = rearrangement_key(fn)
         if key is not None and self._views is not None and key in self._views:
             return self._views[key]
         shares = {w: fn(s) for w, s in self.local_shares().items()}
-        result = AdditiveSharingTensor(self.session, shares, None if shares else _meta_shape(fn, self))
+        result = AdditiveSharingTensor(self.session, shares, None if shares else output_shape_of(fn, self.shape))
         if self.opening is not None:
             result.opening = self.opening.map(fn)
-        if key is not None and set(key[0].co_names if key[0] is not torch.t else ()) <= _SAME_ORDER:
+        if key is not None and keeps_order(key):
             result._base = self  # the same elements in the same order: an opening can go back
         if key is not None:
-            if self._views is None or len(self._views) >= _MAX_VIEWS:
+            if self._views is None or len(self._views) >= MAX_VIEWS:
                 self._views = {}
             self._views[key] = result
         return result
@@ -97,7 +97,7 @@ class AdditiveSharingTensor:
     def zip(self, other: AdditiveSharingTensor, fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> AdditiveSharingTensor:
         self._same_parties(other)
         shares = {w: fn(w.store[self.key], w.store[other.key]) for w in self.session.local_workers}
-        return AdditiveSharingTensor(self.session, shares, None if shares else _meta_shape(fn, self, other))
+        return AdditiveSharingTensor(self.session, shares, None if shares else output_shape_of(fn, self.shape, other.shape))
 
     # -- linear operations ------------------------------------------------------------------------
     def __add__(self, other: AdditiveSharingTensor) -> AdditiveSharingTensor:
@@ -135,65 +135,6 @@ class AdditiveSharingTensor:
 Combine = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-@dataclass(frozen=True)
-class Mask:
-    """A random ring tensor a from the crypto provider: each local worker's additive share of it,
-    and, in the crypto provider's process only, a itself."""
-
-    shares: Shares
-    value: torch.Tensor | None = None
-
-    def map(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> Mask:
-        return Mask({w: fn(s) for w, s in self.shares.items()}, None if self.value is None else fn(self.value))
-
-
-# --8<-- [start:opening]
-class Opening:
-    """A shared x that the workers opened under a mask a: e = x - a is public between them.
-
-    Opening x again under a fresh mask would only repeat what e already told, at the price of a
-    fresh mask and |x| words per worker: every later product x takes part in reuses a and e (and a
-    linear map of x, such as a transpose, reuses the map of both). Each process keeps what its
-    parties know: a worker its share of a and e, the crypto provider all of a. (This relies on
-    shares never being changed in place: every operation makes a new shared tensor.)
-    """
-
-    __slots__ = ("_mask", "_public", "_source", "_fn")
-
-    def __init__(self, mask: Mask, public: Shares) -> None:
-        self._mask, self._public = mask, public
-        self._source: Opening | None = None
-        self._fn: Callable[[torch.Tensor], torch.Tensor] | None = None
-
-    def map(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> Opening:
-        """The opening of fn(x), worked out only if a product needs it."""
-        derived = Opening.__new__(Opening)
-        derived._mask = derived._public = None  # type: ignore[assignment]
-        derived._source, derived._fn = self, fn
-        return derived
-
-    def _resolve(self) -> None:
-        if self._source is not None:
-            fn, source = self._fn, self._source
-            self._mask = source.mask.map(fn)  # type: ignore[arg-type]
-            self._public = {w: fn(e) for w, e in source.public.items()}  # type: ignore[misc]
-            self._source = self._fn = None
-
-    @property
-    def mask(self) -> Mask:
-        self._resolve()
-        return self._mask
-
-    @property
-    def public(self) -> Shares:
-        self._resolve()
-        return self._public
-
-    def reshaped(self, shape: torch.Size) -> Opening:
-        return Opening(self.mask.map(lambda t: t.reshape(shape)), {w: e.reshape(shape) for w, e in self.public.items()})
-# --8<-- [end:opening]
-
-
 def record_opening(x: AdditiveSharingTensor, opening: Opening) -> None:
     """x was opened: keep the opening, and give it to the tensor x reshapes too (and so on up),
     which is what lives on: a checkpoint saves it, and the next reshape of it finds it."""
@@ -201,96 +142,6 @@ def record_opening(x: AdditiveSharingTensor, opening: Opening) -> None:
     while x._base is not None and x._base.opening is None:
         x._base.opening = x.opening.reshaped(x._base.shape)  # type: ignore[union-attr]
         x = x._base
-
-
-def _meta_shape(fn: Callable[..., torch.Tensor], *tensors: AdditiveSharingTensor) -> torch.Size:
-    """The shape fn would produce, found on shape-only tensors (for processes without shares).
-
-    A process without shares (the client's, the crypto provider's) still follows every step of
-    the computation, and torch's shape-only kernels are slow (Python code per call), so shapes are
-    remembered by what decides them: the function's code, what it captured, the input shapes.
-    """
-    key = _shape_key(fn, tensors)
-    shape = _SHAPES.get(key) if key is not None else None
-    if shape is None:
-        shape = fn(*(torch.empty(t.shape, dtype=torch.int64, device="meta") for t in tensors)).shape
-        if key is not None:
-            if len(_SHAPES) >= _MAX_SHAPES:
-                _SHAPES.clear()
-            _SHAPES[key] = shape
-    return shape
-
-
-_SHAPES: dict[tuple, torch.Size] = {}
-_MAX_SHAPES = 4096
-
-
-_MAX_VIEWS = 8
-_STRUCTURAL = ("view", "reshape", "t", "transpose", "flatten", "unsqueeze", "squeeze", "expand")
-_SAME_ORDER = {"view", "reshape", "flatten", "unsqueeze", "squeeze"}
-
-
-def _structural_key(fn: Callable[..., torch.Tensor]) -> tuple | None:
-    """A key that names fn exactly, if fn only rearranges elements (a view, a transpose, ...).
-
-    Only such maps are remembered: their result costs no memory of its own. The key holds the
-    code and every captured value, which must be plain data (numbers, tuples, slices).
-    """
-    if fn is torch.t:
-        return (fn,)
-    code = getattr(fn, "__code__", None)
-    if code is None or not set(code.co_names) & set(_STRUCTURAL) or set(code.co_names) - set(_STRUCTURAL):
-        return None
-    try:
-        return (code, tuple(_plain(cell.cell_contents) for cell in fn.__closure__ or ()))
-    except (_ShapeDependsOnValues, ValueError):
-        return None
-
-
-def _plain(value: object) -> object:
-    if value is None or value is Ellipsis or isinstance(value, (bool, int, str)):
-        return (type(value).__name__, value)
-    if isinstance(value, (tuple, list)):
-        return (type(value).__name__, tuple(_plain(item) for item in value))
-    if isinstance(value, slice):
-        return ("slice", _plain(value.start), _plain(value.stop), _plain(value.step))
-    raise _ShapeDependsOnValues
-
-
-class _ShapeDependsOnValues(Exception):
-    """fn captured something whose values (not just its shape) may decide the output shape."""
-
-
-def _shape_key(fn: Callable[..., torch.Tensor], tensors: Sequence[AdditiveSharingTensor]) -> tuple | None:
-    """What decides fn's output shape, as a dictionary key; None when we cannot tell."""
-    shapes = tuple(tuple(t.shape) for t in tensors)
-    code = getattr(fn, "__code__", None)
-    try:
-        if code is None:  # a builtin such as torch.add
-            return (fn, shapes) if getattr(fn, "__self__", None) is None or fn.__self__ is torch else None
-        captured = tuple(_shape_relevant(cell.cell_contents) for cell in fn.__closure__ or ())
-        return (code, captured, _shape_relevant(fn.__defaults__), shapes)
-    except (_ShapeDependsOnValues, ValueError):  # ValueError: a closure cell not filled yet
-        return None
-
-
-def _shape_relevant(value: object) -> object:
-    """A hashable summary of a captured value that keeps whatever can change an output shape."""
-    if isinstance(value, torch.Tensor):
-        if value.dtype == torch.bool:  # a mask: the output shape depends on how many are True
-            raise _ShapeDependsOnValues
-        return ("tensor", tuple(value.shape), value.dtype)
-    if value is None or value is Ellipsis or isinstance(value, (bool, int, float, str, torch.dtype)):
-        return value
-    if isinstance(value, (tuple, list)):  # includes torch.Size
-        return (type(value).__name__, tuple(_shape_relevant(item) for item in value))
-    if isinstance(value, slice):
-        return ("slice", _shape_relevant(value.start), _shape_relevant(value.stop), _shape_relevant(value.step))
-    if callable(value) and getattr(value, "__code__", None) is None and getattr(value, "__module__", "") == "torch":
-        return value  # torch.mul, torch.matmul, ...
-    if hasattr(value, "child") and hasattr(value, "encoder"):  # a FixedPrecisionTensor: its ring tensor
-        return ("fixed", _shape_relevant(value.child))
-    raise _ShapeDependsOnValues
 
 
 # --8<-- [start:share_secret]

@@ -21,7 +21,8 @@ import torch
 
 from ...profiling import timed
 from ..provider.dealer import Bilinear, mask_products, output_shape, random_masks
-from ..sharing import AdditiveSharingTensor, Mask, Opening, open_to_workers, record_opening
+from ..opening import Mask, Opening
+from ..sharing import AdditiveSharingTensor, open_to_workers, record_opening
 
 Product = tuple[AdditiveSharingTensor, AdditiveSharingTensor, Bilinear]
 

@@ -18,7 +18,7 @@ import torch
 from ...parties import Worker
 from ...profiling import timed
 from ..session import Session
-from ..sharing import Mask
+from ..opening import Mask
 from ..shapes import broadcast_shapes
 
 Bilinear = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
