@@ -22,9 +22,8 @@ from .nn import encrypted_parameters
 if TYPE_CHECKING:
     from torch import nn
 
-    from .parties import Party
-
     from .mpc.session import Session
+    from .parties import Party
     from .training import TrainingConfig
 
 FORMAT_VERSION = 2  # 2: with the openings of the training batches

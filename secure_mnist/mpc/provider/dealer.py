@@ -17,8 +17,8 @@ import torch
 
 from ...parties import Worker
 from ...profiling import timed
-from ..session import Session
 from ..opening import Mask
+from ..session import Session
 from ..shapes import broadcast_shapes
 
 Bilinear = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -78,7 +78,12 @@ def random_masks(session: Session, shapes: Sequence[torch.Size]) -> list[Mask]:
     """
     sizes = [_numel(shape) for shape in shapes]
     at_dealer: list[torch.Tensor] = []
-    dealt = correlated_randomness(session, sum(sizes), 0, lambda r: at_dealer.append(r) or r[:0])
+
+    def keep(masks: torch.Tensor) -> torch.Tensor:  # runs at the dealer only: nothing to derive
+        at_dealer.append(masks)
+        return masks[:0]
+
+    dealt = correlated_randomness(session, sum(sizes), 0, keep)
     values = at_dealer[0].split(sizes) if at_dealer else [None] * len(shapes)
     shares = {w: words.split(sizes) for w, (words, _) in dealt.items()}
     return [Mask({w: parts[i].view(shape) for w, parts in shares.items()},
