@@ -20,8 +20,9 @@ from collections.abc import Sequence
 import torch
 
 from ...profiling import timed
-from ..provider.dealer import Bilinear, mask_products, output_shape, random_masks
 from ..opening import Mask, Opening
+from ..provider.dealer import Bilinear, mask_products, random_masks
+from ..shapes import output_shape_of
 from ..sharing import AdditiveSharingTensor, open_to_workers, record_opening
 
 Product = tuple[AdditiveSharingTensor, AdditiveSharingTensor, Bilinear]
@@ -61,7 +62,7 @@ def beaver_products(products: Sequence[Product]) -> list[AdditiveSharingTensor]:
             share += op(e, b)
             share += triples_c[worker][index]
             shares[worker] = share
-        results.append(AdditiveSharingTensor(session, shares, output_shape(op, tuple(x.shape), tuple(y.shape))))
+        results.append(AdditiveSharingTensor(session, shares, output_shape_of(op, x.shape, y.shape)))
     return results
 # --8<-- [end:beaver_product]
 

@@ -11,7 +11,6 @@ long as the dealer does not collude with a worker.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from functools import lru_cache
 
 import torch
 
@@ -19,7 +18,7 @@ from ...parties import Worker
 from ...profiling import timed
 from ..opening import Mask
 from ..session import Session
-from ..shapes import broadcast_shapes
+from ..shapes import broadcast_shapes, output_shape_of
 
 Bilinear = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Derive = Callable[[torch.Tensor], torch.Tensor]
@@ -98,7 +97,7 @@ def mask_products(session: Session, products: Sequence[tuple[Mask, Mask, Bilinea
     The dealer computes every c from the masks themselves; the first worker draws its shares of
     them, and only the second worker's shares travel.
     """
-    out_shapes = [output_shape(op, tuple(sa), tuple(sb)) for (_, _, op), (sa, sb) in zip(products, shapes)]
+    out_shapes = [output_shape_of(op, sa, sb) for (_, _, op), (sa, sb) in zip(products, shapes)]
     sizes = [_numel(shape) for shape in out_shapes]
 
     def products_at_dealer(_: torch.Tensor) -> torch.Tensor:
@@ -144,13 +143,6 @@ def binary_triples(session: Session, shapes: Sequence[tuple[tuple[int, ...], tup
 def shared_random_bits(session: Session, size: int) -> dict[Worker, tuple[torch.Tensor, torch.Tensor]]:
     """A random bit r per element, in two sharings: (XOR shares of r, additive shares of r)."""
     return correlated_randomness(session, size, size, lambda r: r, random_bits=True)
-
-
-@lru_cache(maxsize=256)
-def output_shape(op: Bilinear, shape_a: tuple[int, ...], shape_b: tuple[int, ...]) -> torch.Size:
-    """The shape op(a, b) will have, worked out on shape-only tensors."""
-    meta = dict(dtype=torch.int64, device="meta")
-    return op(torch.empty(shape_a, **meta), torch.empty(shape_b, **meta)).shape
 
 
 def _numel(shape: tuple[int, ...]) -> int:
