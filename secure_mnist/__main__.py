@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from tqdm import tqdm
@@ -148,10 +149,11 @@ def _bench(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps({"parties": "processes", "plaintext_ms": plaintext_ms, "encrypted_ms": measured["step_ms"],
                               "ratio": measured["step_ms"] / plaintext_ms, "rounds_per_step": measured["rounds_per_step"],
+                              "cpu_ms_per_step": bench.cpu_ms_per_step(measured, args.repeats), "cores": os.cpu_count(),
                               "per_party": {n: t.__dict__ | {"computing": t.computing} for n, t in measured["parties"].items()}},
                              indent=2))
         else:
-            print(bench.format_process_report(plaintext_ms, measured, args.repeats, _config(args)))
+            print(bench.format_process_report(plaintext_ms, measured, args.repeats, _config(args), os.cpu_count()))
         return 0
     activations = ("relu", "square") if args.activation == "both" else (args.activation,)
     result = bench.run_benchmark(_config(args), repeats=args.repeats, activations=activations)

@@ -213,7 +213,15 @@ def process_benchmark_job(session: Session, config: TrainingConfig, repeats: int
     return {"step_ms": statistics.median(times) * 1e3, "rounds_per_step": traffic.rounds // repeats, "parties": timings}
 
 
-def format_process_report(plaintext_ms: float, measured: dict, repeats: int, config: TrainingConfig) -> str:
+def cpu_ms_per_step(measured: dict, repeats: int) -> float:
+    """Processor time all parties used per step, together."""
+    return 1e3 * sum(t.cpu for t in measured["parties"].values()) / repeats
+
+
+def format_process_report(plaintext_ms: float, measured: dict, repeats: int, config: TrainingConfig,
+                          cores: int | None = None) -> str:
+    """The text report. `cores`: how many the parties shared, when they all ran on this machine;
+    then the step cannot be shorter than their CPU time spread evenly over those cores."""
     ratio = measured["step_ms"] / plaintext_ms
     lines = [
         f"One training step ({config.activation}), batch {config.batch_size}, parties in separate processes "
@@ -226,6 +234,12 @@ def format_process_report(plaintext_ms: float, measured: dict, repeats: int, con
         per = 1e3 / repeats
         lines.append(f"    {name:<16} {t.computing * per:7.2f} / {t.serializing * per:5.2f} / {t.waiting * per:7.2f} ms, CPU {t.cpu * per:6.2f} ms"
                      f"   {t.bytes_sent / repeats / 1e6:6.2f} / {t.bytes_received / repeats / 1e6:6.2f} MB")
+    cpu_ms = cpu_ms_per_step(measured, repeats)
+    lines.append(f"  all parties together: {cpu_ms:.2f} ms of CPU per step")
+    if cores:
+        floor = cpu_ms / cores
+        lines.append(f"    shared by {cores} cores, no step can be shorter than {floor:.2f} ms "
+                     f"({floor / plaintext_ms:.1f}x plaintext), however well the parties take turns")
     return "\n".join(lines)
 
 

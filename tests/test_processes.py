@@ -11,9 +11,10 @@ import time
 
 import pytest
 
+from secure_mnist.bench import PartyTiming, _encrypted_step, format_process_report
 from secure_mnist.launch import free_port
 from secure_mnist.mpc.session import Session
-from secure_mnist.training import TrainingConfig, train_encrypted
+from secure_mnist.training import TrainingConfig, one_hot, plaintext_batches, train_encrypted
 
 SMALL = ["--epochs", "2", "--n-train-items", "128", "--n-test-items", "128"]
 CONFIG = TrainingConfig(epochs=2, n_train_items=128, n_test_items=128)
@@ -157,3 +158,39 @@ def test_checkpoints_from_different_epochs_are_refused_across_processes(tmp_path
                "--timeout", "20")
     assert done.returncode != 0
     assert "checkpoints are from different epochs (alice: epoch 2, bob: epoch 1" in done.stderr, done.stderr[-800:]
+
+
+def test_bench_over_processes_counts_each_partys_traffic_as_one_process_does():
+    """`bench --parties processes`: every party reports, and its bytes per step are exactly what the
+    same step sends and receives when the parties share one process."""
+    repeats = 3
+    done = cli("bench", "--parties", "processes", "--repeats", str(repeats), "--json", "--crypto-seed", str(CRYPTO_SEED))
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    parties = report["per_party"]
+    assert set(parties) == {"me", "alice", "bob", "crypto_provider"}
+
+    config = TrainingConfig()
+    images, labels = plaintext_batches(config, train=True)[0]
+    session = Session(encoder=config.encoder, seed=CRYPTO_SEED)
+    step, _ = _encrypted_step(config, images, one_hot(labels), session)
+    for _ in range(2):  # the same warm-up: the batch is opened in the first step only
+        step()
+    before = session.comm.stats.snapshot()
+    step()
+    one_step = session.comm.stats.since(before)
+    for name, measured in parties.items():
+        assert measured["bytes_sent"] == repeats * one_step.bytes_sent[name], name
+        assert measured["bytes_received"] == repeats * one_step.bytes_received[name], name
+        assert measured["cpu"] > 0 and measured["seconds"] > 0
+    assert report["rounds_per_step"] == one_step.rounds
+    assert report["cpu_ms_per_step"] == pytest.approx(1e3 * sum(p["cpu"] for p in parties.values()) / repeats)
+
+
+def test_process_report_gives_the_floor_the_cores_set():
+    timing = PartyTiming(seconds=0.3, waiting=0.1, serializing=0.0, bytes_sent=0, bytes_received=0, cpu=0.06)
+    measured = {"step_ms": 40.0, "rounds_per_step": 26, "parties": {name: timing for name in ("me", "alice")}}
+    text = format_process_report(0.5, measured, 3, TrainingConfig(), cores=2)
+    assert "all parties together: 40.00 ms of CPU per step" in text  # 2 x 60 ms over 3 steps
+    assert "no step can be shorter than 20.00 ms (40.0x plaintext)" in text
+    assert "no step can be shorter" not in format_process_report(0.5, measured, 3, TrainingConfig())
