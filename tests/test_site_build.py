@@ -120,6 +120,18 @@ def test_notebook_rendered_with_executed_output(built_site: Path, page: Path, la
     assert prompts and all(p.isdigit() for p in prompts), f"cells not executed, prompts: {prompts}"
 
 
+def test_no_heading_shows_attribute_syntax(built_site: Path) -> None:
+    """`## Title {#id}` sets an anchor on Markdown pages; the notebook renderer knows no such
+    syntax and prints it as part of the heading."""
+    literal = [
+        f"{path.relative_to(built_site)}: {text}"
+        for path in sorted(built_site.rglob("*.html"))
+        for _, heading in re.findall(r"<h([1-6])\b[^>]*>(.*?)</h\1>", path.read_text(encoding="utf-8"), re.S)
+        if re.search(r"\{\s*[#:.]", text := re.sub(r"<[^>]+>", "", heading).strip())
+    ]
+    assert not literal, "\n".join(literal)
+
+
 def test_no_unexpanded_snippets_in_built_python_code(built_site: Path) -> None:
     """Second line of defence for tests/test_doc_examples.py: look at what readers get."""
     leftovers = [
