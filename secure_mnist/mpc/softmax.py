@@ -23,8 +23,12 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from ..encoding import FixedPointEncoder
+from ..profiling import timed
 from . import approximations as approx
 from .fixed_point import FixedPrecisionTensor, products_together
+
+
+LOSS_CATEGORY = "softmax and cross-entropy"
 
 
 @dataclass(frozen=True)
@@ -106,6 +110,7 @@ def softmax(x: FixedPrecisionTensor) -> FixedPrecisionTensor:
     return softmax_parts(x).probabilities
 
 
+@timed(LOSS_CATEGORY, within=True)
 def cross_entropy(x: FixedPrecisionTensor, one_hot: FixedPrecisionTensor) -> tuple[FixedPrecisionTensor, FixedPrecisionTensor]:
     """(the mean cross-entropy over the rows, still shared; the probabilities, for the gradient).
 
