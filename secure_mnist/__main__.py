@@ -35,6 +35,8 @@ def _training_arguments(parser: argparse.ArgumentParser, activations: tuple[str,
     parser.add_argument("--loss", choices=sorted(LOSSES), default=defaults.loss,
                         help="mse: the tutorial's squared error; cross-entropy: softmax and log loss on shares")
     parser.add_argument("--momentum", type=float, default=defaults.momentum, help="SGD momentum (public)")
+    parser.add_argument("--lr-drops", type=int, nargs="*", default=list(defaults.lr_drops), metavar="EPOCH",
+                        help="epochs from which the learning rate is divided by 10 (one division per entry)")
     parser.add_argument("--forget-openings", dest="keep_openings", action="store_false",
                         help="open each training batch again every epoch under a fresh mask instead of keeping "
                              "its opening: memory that does not grow with the dataset, more bytes sent")
@@ -63,6 +65,8 @@ def _forwarded(args: argparse.Namespace) -> list[str]:
         value = resolved[name]
         if value is not None:
             out += [f"--{name.replace('_', '-')}", str(value)]
+    if args.lr_drops:
+        out += ["--lr-drops", *map(str, args.lr_drops)]
     if not args.keep_openings:
         out.append("--forget-openings")
     if args.test_every_epoch:
@@ -79,7 +83,7 @@ def _config(args: argparse.Namespace) -> TrainingConfig:
         batch_size=args.batch_size, test_batch_size=args.test_batch_size, n_train_items=args.n_train_items,
         n_test_items=args.n_test_items, epochs=args.epochs, lr=args.lr, seed=args.seed,
         precision_fractional=args.precision_fractional, base=args.base, activation=activation,
-        loss=args.loss, momentum=args.momentum, keep_openings=args.keep_openings,
+        loss=args.loss, momentum=args.momentum, lr_drops=tuple(args.lr_drops), keep_openings=args.keep_openings,
         test_every_epoch=args.test_every_epoch,
     )
 
