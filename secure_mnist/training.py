@@ -85,7 +85,7 @@ class TrainingConfig:
 PRESETS: dict[str, dict] = {
     "full-mnist": {
         "n_train_items": 60_000, "n_test_items": 10_000, "batch_size": 64, "test_batch_size": 1000,
-        "epochs": 6, "lr": 0.02, "momentum": 0.9, "lr_drops": (5,), "loss": "cross-entropy", "activation": "relu",
+        "epochs": 5, "lr": 0.02, "momentum": 0.9, "lr_drops": (4,), "loss": "cross-entropy", "activation": "relu",
         "base": 2, "precision_fractional": 16, "keep_openings": False, "test_every_epoch": True,
     },
 }
