@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .autograd import AutogradTensor
-from .data.mnist import load_mnist, normalized_images
+from .data.mnist import load_mnist, load_mnist_rows, normalized_images
 from .encoding import FixedPointEncoder
 from .mpc.fixed_point import FixedPrecisionTensor
 from .mpc.session import Session
@@ -126,24 +126,27 @@ def placeholder_batches(config: TrainingConfig, train: bool) -> list[tuple[torch
 def private_batches(config: TrainingConfig, session: Session, train: bool) -> list[tuple[AutogradTensor, AutogradTensor]]:
     """Each batch secret-shared by the worker that owns it: inputs, and one-hot labels for training.
 
-    A process reads only what its own party owns; the other owner's batches are dropped at once
-    (in a real deployment each owner has only its own file).
+    A process loads only the items its own parties own (alice's process alice's batches, and so
+    on); the crypto provider's and the client's load none. Every process still walks the
+    placeholders' DataLoader, so torch's generator moves exactly as in the tutorial.
     """
-    n_batches = len(placeholder_batches(config, train))
-    batch_owners = owners(session, n_batches)
-    if any(session.is_local(owner) for owner in batch_owners):
-        batches = plaintext_batches(config, train)
-    else:
-        batches = placeholder_batches(config, train)
+    placeholders = placeholder_batches(config, train)
+    batch_owners = owners(session, len(placeholders))
+    size = config.batch_size if train else config.test_batch_size
     encoder = config.encoder
     shared = []
-    for owner, (images, labels) in zip(batch_owners, batches):
-        if not session.is_local(owner):
-            images, labels = images.to("meta"), labels.to("meta")
-        targets = one_hot(labels) if train else labels.to(torch.float32)
-        x = FixedPrecisionTensor.encode(images, encoder).share(session, owner=owner)
-        y = FixedPrecisionTensor.encode(targets, encoder).share(session, owner=owner)
-        shared.append((AutogradTensor(x), AutogradTensor(y)))
+    for owner in dict.fromkeys(batch_owners):  # each owner's batches, in order
+        indices = [i for i, o in enumerate(batch_owners) if o is owner]
+        if session.is_local(owner):
+            images, labels = load_mnist_rows(train, indices[0] * size, (indices[-1] + 1) * size)
+            batches = list(zip(normalized_images(images).split(size), labels.split(size)))
+        else:
+            batches = [placeholders[i] for i in indices]
+        for images, labels in batches:
+            targets = one_hot(labels) if train else labels.to(torch.float32)
+            x = FixedPrecisionTensor.encode(images, encoder).share(session, owner=owner)
+            y = FixedPrecisionTensor.encode(targets, encoder).share(session, owner=owner)
+            shared.append((AutogradTensor(x), AutogradTensor(y)))
     return shared
 
 
