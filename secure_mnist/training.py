@@ -8,6 +8,7 @@ each shares its own batches, so neither ever sees the other's images.
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -37,7 +38,7 @@ class TrainingConfig:
     n_test_items: int = 640
     epochs: int = 10
     lr: float = 0.02
-    seed: int = 1
+    seed: int | None = 1  # the initial weights' seed; None: the client draws a secret one
     precision_fractional: int = 3
     base: int = 10
     activation: str = "relu"
@@ -50,6 +51,15 @@ class TrainingConfig:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.lr <= 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
+
+    def initial_seed(self) -> int:
+        """The seed of torch's generator before the data and the model are set up.
+
+        The default, the tutorial's seed 1, makes the initial weights the tutorial's: public, so
+        every party that knows the settings knows them. With seed None the client draws a seed from
+        the operating system's randomness, and the weights it shares are its secret.
+        """
+        return secrets.randbits(63) if self.seed is None else self.seed
 
     @property
     def encoder(self) -> FixedPointEncoder:
@@ -176,6 +186,7 @@ class RunResult:
     seconds: float = 0.0
     bytes_sent: int = 0
     rounds: int = 0
+    initial_seed: int | None = None  # the seed the client used (secret with --seed secret): never sent
 
     @property
     def accuracy(self) -> float | None:
@@ -203,7 +214,8 @@ def train_encrypted(config: TrainingConfig, session: Session | None = None, on_b
     party executes the same sequence of operations on what it holds.
     """
     session = session or Session(encoder=config.encoder)
-    torch.manual_seed(config.seed)
+    seed = config.initial_seed()  # only the client's matters: the others build no weights
+    torch.manual_seed(seed)
     train_data = private_batches(config, session, train=True)
     test_data = private_batches(config, session, train=False)
     model = build_model(config, session)
@@ -212,7 +224,8 @@ def train_encrypted(config: TrainingConfig, session: Session | None = None, on_b
     first_epoch = 1
     if resume_from:
         first_epoch = checkpoints.load(resume_from, session, model, config, _inputs(train_data)) + 1
-    result = RunResult("encrypted", None, len(test_data) * config.test_batch_size)
+    result = RunResult("encrypted", None, len(test_data) * config.test_batch_size,
+                       initial_seed=seed if session.is_local(session.client) else None)
     before = session.comm.stats.snapshot()
     traffic_before = session.traffic_by_party()
     started = time.perf_counter()
@@ -264,7 +277,7 @@ def _difference(now, before):
 
 def train_plaintext(config: TrainingConfig, on_batch: Callback | None = None) -> RunResult:
     """The same network, data, initialisation and loss in ordinary float32 PyTorch."""
-    torch.manual_seed(config.seed)
+    torch.manual_seed(config.initial_seed())
     train_data = plaintext_batches(config, train=True)
     test_data = plaintext_batches(config, train=False)
     model = Net(config.activation)
