@@ -23,8 +23,8 @@ def test_committed_results_are_what_the_command_writes(name, parties):
     assert data["config"]["n_train_items"] == 60_000 and data["config"]["n_test_items"] == 10_000
     # a run stopped early (the processes one may be) still has complete, consistent epochs
     check_results_log(data, finished=data["finished"] is not None)
-    if data["finished"] is not None:
-        assert len(data["plaintext"]["epochs"]) == data["config"]["epochs"]
+    if data["parties"] == "in-process" and data["finished"] is not None:
+        assert len(data["plaintext"]["epochs"]) == data["config"]["epochs"]  # the comparison is on by default
 
 
 def test_the_in_process_run_finished():
