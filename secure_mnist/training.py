@@ -68,15 +68,15 @@ class TrainingConfig:
         self.lr_drops = tuple(sorted(self.lr_drops))
         if any(epoch < 2 for epoch in self.lr_drops):
             raise ValueError(f"the learning rate can drop from epoch 2 on, got {list(self.lr_drops)}")
-
-    def lr_at(self, epoch: int) -> float:
-        """The (public) learning rate of an epoch: lr, divided by 10 at each drop reached."""
-        return self.lr * 0.1 ** sum(1 for drop in self.lr_drops if epoch >= drop)
         for name in ("batch_size", "test_batch_size", "n_train_items", "n_test_items", "epochs"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.lr <= 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
+
+    def lr_at(self, epoch: int) -> float:
+        """The (public) learning rate of an epoch: lr, divided by 10 at each drop reached."""
+        return self.lr * 0.1 ** sum(1 for drop in self.lr_drops if epoch >= drop)
 
     def initial_seed(self) -> int:
         """The seed of torch's generator before the data and the model are set up.
