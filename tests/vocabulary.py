@@ -187,6 +187,11 @@ class Finding:
         return f"{page}:{self.line}:{self.column}: {self.found!r} ({self.problem}): use {self.use}"
 
 
+def _advice(term: Term) -> str:
+    glossed = f"({term.english})" in term.bengali
+    return term.bengali if glossed else f"{term.bengali} ({term.english})"
+
+
 def check_text(text: str, vocabulary: Vocabulary | None = None) -> list[Finding]:
     """Every forbidden variant and wrong-script digit in the prose of a Bengali Markdown text."""
     vocabulary = vocabulary or load_vocabulary()
@@ -198,9 +203,7 @@ def check_text(text: str, vocabulary: Vocabulary | None = None) -> list[Finding]
                 for match in variant.pattern.finditer(line):
                     if variant.ascii and _in_english_gloss(line, match.start(), match.end()):
                         continue
-                    findings.append(
-                        Finding(number, match.start() + 1, match.group(), f"avoid {variant.shown}", f"{term.bengali} ({term.english})")
-                    )
+                    findings.append(Finding(number, match.start() + 1, match.group(), f"avoid {variant.shown}", _advice(term)))
         for match in digits.finditer(line):
             findings.append(Finding(number, match.start() + 1, match.group(), "digits", advice))
     return sorted(findings, key=lambda finding: (finding.line, finding.column))
