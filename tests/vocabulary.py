@@ -12,6 +12,7 @@ Run as a script to check pages by hand: `python tests/vocabulary.py docs/securit
 
 from __future__ import annotations
 
+import bisect
 import functools
 import re
 import sys
@@ -41,8 +42,9 @@ class Variant:
     """One way of writing a term that Bengali prose must not use."""
 
     pattern: re.Pattern[str]
-    shown: str  # how a finding names it
+    shown: str  # the variant as the glossary lists it
     ascii: bool  # ASCII variants are allowed inside an English gloss in parentheses
+    why: str = ""  # for a regex variant: when the word is wrong, told to whoever wrote it
 
 
 @dataclass(frozen=True)
@@ -73,20 +75,22 @@ class Vocabulary:
 
 def _variant(entry: str | dict[str, str], where: str) -> Variant:
     if isinstance(entry, dict):
-        if set(entry) != {"regex", "shown"}:
-            raise ValueError(f"{where}: a regex variant is {{regex: ..., shown: ...}}, got keys {sorted(entry)}")
+        if not {"regex", "shown"} <= set(entry) <= {"regex", "shown", "why"}:
+            raise ValueError(f"{where}: a regex variant is {{regex: ..., shown: ..., why: ...}}, got keys {sorted(entry)}")
         try:
             pattern = re.compile(entry["regex"])
         except re.error as error:
             raise ValueError(f"{where}: bad regex {entry['regex']!r}: {error}") from error
-        return Variant(pattern, entry["shown"], ascii=entry["regex"].isascii())
+        return Variant(pattern, entry["shown"], ascii=entry["regex"].isascii(), why=entry.get("why", ""))
     if not isinstance(entry, str) or not entry.strip():
         raise ValueError(f"{where}: a variant is a non-empty string or {{regex, shown}}, got {entry!r}")
     if entry.isascii():
         # A whole word, in any case: "Alice" at the start of a sentence is the same drift.
-        return Variant(re.compile(rf"(?<![\w-]){re.escape(entry)}(?![\w-])", re.IGNORECASE), entry, ascii=True)
+        words = r"\s+".join(re.escape(word) for word in entry.split())
+        return Variant(re.compile(rf"(?<![\w-]){words}(?![\w-])", re.IGNORECASE), entry, ascii=True)
     # The start of a Bengali word: suffixes (-দের, -টি, -র) are how Bengali inflects.
-    return Variant(re.compile(rf"(?<![{BENGALI_LETTER}]){re.escape(entry)}"), entry, ascii=False)
+    words = r"\s+".join(re.escape(word) for word in entry.split())
+    return Variant(re.compile(rf"(?<![{BENGALI_LETTER}]){words}"), entry, ascii=False)
 
 
 def parse_vocabulary(data: dict) -> Vocabulary:
@@ -193,19 +197,32 @@ def _advice(term: Term) -> str:
 
 
 def check_text(text: str, vocabulary: Vocabulary | None = None) -> list[Finding]:
-    """Every forbidden variant and wrong-script digit in the prose of a Bengali Markdown text."""
+    """Every forbidden variant and wrong-script digit in the prose of a Bengali Markdown text.
+
+    The whole text is searched at once, not line by line: a paragraph wraps wherever it likes,
+    and a two-word variant, or a regex looking past the end of a word, must see across the wrap.
+    """
     vocabulary = vocabulary or load_vocabulary()
     digits, advice = DIGIT_CONVENTIONS[vocabulary.digits]
+    text = prose(text)
+    line_starts = [0] + [index + 1 for index, char in enumerate(text) if char == "\n"]
+
+    def where(offset: int) -> tuple[int, int]:
+        line = bisect.bisect_right(line_starts, offset)
+        return line, offset - line_starts[line - 1] + 1
+
     findings: list[Finding] = []
-    for number, line in enumerate(prose(text).split("\n"), start=1):
-        for term in vocabulary.terms:
-            for variant in term.avoid:
-                for match in variant.pattern.finditer(line):
-                    if variant.ascii and _in_english_gloss(line, match.start(), match.end()):
-                        continue
-                    findings.append(Finding(number, match.start() + 1, match.group(), f"avoid {variant.shown}", _advice(term)))
-        for match in digits.finditer(line):
-            findings.append(Finding(number, match.start() + 1, match.group(), "digits", advice))
+    for term in vocabulary.terms:
+        for variant in term.avoid:
+            for match in variant.pattern.finditer(text):
+                line, column = where(match.start())
+                line_text = text[line_starts[line - 1] :].split("\n", 1)[0]
+                if variant.ascii and _in_english_gloss(line_text, column - 1, column - 1 + len(match.group())):
+                    continue
+                problem = f"avoid {variant.shown}" + (f": {variant.why}" if variant.why else "")
+                findings.append(Finding(line, column, match.group(), problem, _advice(term)))
+    for match in digits.finditer(text):
+        findings.append(Finding(*where(match.start()), match.group(), "digits", advice))
     return sorted(findings, key=lambda finding: (finding.line, finding.column))
 
 
