@@ -13,9 +13,19 @@ from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+import jupytext
+import nbformat
 import pytest
 
-from docs_support import SNIPPET_LINE, SiteBuild, english_pages, is_notebook_page, mkdocs_config, relative
+from docs_support import (
+    SNIPPET_LINE,
+    SiteBuild,
+    bengali_twin,
+    english_pages,
+    is_notebook_page,
+    mkdocs_config,
+    relative,
+)
 
 STRICT_VALIDATION = ("omitted_files", "absolute_links", "unrecognized_links", "anchors")
 
@@ -118,6 +128,32 @@ def test_notebook_rendered_with_executed_output(built_site: Path, page: Path, la
     assert any(re.sub(r"<[^>]+>", "", output).strip() for output in outputs), "no executed output"
     prompts = re.findall(r'jp-InputPrompt[^>]*>\s*In(?:&nbsp;|\s)*\[(?:&nbsp;|\s)*([^\]&\s]*)', html)
     assert prompts and all(p.isdigit() for p in prompts), f"cells not executed, prompts: {prompts}"
+
+
+@pytest.mark.parametrize("language", ["en", "bn"])
+@pytest.mark.parametrize("page", NOTEBOOKS)
+def test_notebook_page_offers_its_notebook(built_site: Path, page: Path, language: str) -> None:
+    """A notebook page links a Jupyter notebook to download (hooks/notebook_download.py): the
+    link resolves, the file is a valid notebook, and it holds this page's code, in order."""
+    built = built_path(built_site, page, language)
+    html = built.read_text(encoding="utf-8")
+    links = [
+        unquote(href)
+        for tag in re.findall(r"<a\b[^>]*>", html)
+        if re.search(r"\sdownload\b", tag)
+        for href in re.findall(r'href="([^"]+\.ipynb)"', tag)
+    ]
+    assert len(links) == 1, f"want one notebook download link, found {links}"
+    target = (built.parent / links[0]).resolve()
+    assert target.is_file(), f"{links[0]} does not resolve from {built.relative_to(built_site)}"
+    notebook = nbformat.read(target, as_version=4)
+    nbformat.validate(notebook)
+    source = page if language == "en" else bengali_twin(page)
+    expected = [cell.source for cell in jupytext.read(source, fmt="md").cells if cell.cell_type == "code"]
+    assert [cell.source for cell in notebook.cells if cell.cell_type == "code"] == expected
+    prose = "".join(cell.source for cell in notebook.cells if cell.cell_type == "markdown")
+    bengali = len(re.findall(r"[\u0980-\u09FF]", prose))
+    assert (bengali > 500) == (language == "bn"), f"{bengali} Bengali letters in a {language} notebook"
 
 
 def test_no_heading_shows_attribute_syntax(built_site: Path) -> None:
