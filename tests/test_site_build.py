@@ -156,6 +156,19 @@ def test_notebook_page_offers_its_notebook(built_site: Path, page: Path, languag
     assert (bengali > 500) == (language == "bn"), f"{bengali} Bengali letters in a {language} notebook"
 
 
+@pytest.mark.parametrize("page", [pytest.param(p, id=relative(p)) for p in english_pages()])
+def test_edit_link_opens_the_pages_own_source(built_site: Path, page: Path) -> None:
+    """The edit button (Material's content.action.edit) of each language's page opens that
+    language's file: a Bengali reader fixing a sentence must land in page.bn.md."""
+    config = mkdocs_config()
+    base = f"{str(config['repo_url']).rstrip('/')}/{str(config['edit_uri']).strip('/')}/"
+    for language, source in (("en", page), ("bn", bengali_twin(page))):
+        html = built_path(built_site, page, language).read_text(encoding="utf-8")
+        buttons = [tag for tag in re.findall(r"<a\b[^>]*>", html) if "md-content__button" in tag]
+        edits = [href for tag in buttons for href in re.findall(r'href="([^"]+)"', tag) if "/edit/" in href]
+        assert edits == [base + relative(source)], f"{language}: edit links {edits}"
+
+
 def test_no_heading_shows_attribute_syntax(built_site: Path) -> None:
     """`## Title {#id}` sets an anchor on Markdown pages; the notebook renderer knows no such
     syntax and prints it as part of the heading."""
