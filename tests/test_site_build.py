@@ -177,3 +177,29 @@ def test_internal_links_and_anchors_resolve(built_site: Path) -> None:
             elif fragment and target in scans and fragment not in scans[target].ids:
                 broken.append(f"{path.relative_to(built_site)}: {url} (no such anchor)")
     assert not broken, "\n".join(sorted(broken))
+
+
+# --- charts and tables that code draws speak the page's language ------------------------------
+
+BENGALI = re.compile(r"[\u0980-\u09FF]")
+
+
+def chart_texts(html: str) -> list[str]:
+    """The words of every chart on a built page: matplotlib's SVG keeps them as <text> elements."""
+    svgs = re.findall(r"<svg\b.*?</svg>", html, re.S)
+    return [re.sub(r"<[^>]+>", "", text).strip() for svg in svgs for text in re.findall(r"<text\b.*?</text>", svg, re.S)]
+
+
+@pytest.mark.parametrize("page", NOTEBOOKS)
+def test_charts_are_labelled_in_the_page_language(built_site: Path, page: Path) -> None:
+    """Each language's charts show that language's words (the page-language cell), as SVG text
+    the browser lays out: matplotlib draws Bengali letters unshaped into a bitmap."""
+    english = chart_texts(built_path(built_site, page, "en").read_text(encoding="utf-8"))
+    bengali = chart_texts(built_path(built_site, page, "bn").read_text(encoding="utf-8"))
+    bitmap_charts = re.findall(r'<img[^>]+src="data:image/png', built_path(built_site, page, "bn").read_text(encoding="utf-8"))
+    assert not bitmap_charts, f"{len(bitmap_charts)} charts on the Bengali page are bitmaps, their words unshaped"
+    assert len(english) == len(bengali), "the two languages draw different charts"
+    assert not [text for text in english if BENGALI.search(text)], "Bengali words in the English charts"
+    labels = [text for text in bengali if re.search("[A-Za-z]{3,}", text) or BENGALI.search(text)]
+    english_only = [text for text in labels if not BENGALI.search(text) and text not in ("ReLU", "PySyft 0.2", "secure_mnist")]
+    assert labels and not english_only, f"Bengali charts with English-only labels: {english_only}"
