@@ -161,18 +161,20 @@ def test_page_language_cells_are_hidden_notebook_cells(page: Path) -> None:
     """
     for fence in fences(page.read_text(encoding="utf-8")):
         if is_page_language_cell(fence):
-            assert is_notebook_page(page), f"{relative(page)}:{fence.line}: a page-language cell outside a notebook page"
-            assert fence_tags(fence)[0] == "remove_input", (
-                f"{relative(page)}:{fence.line}: a page-language cell must be hidden: tags=[\"remove_input\", ...]"
-            )
+            where = f"{relative(page)}:{fence.line}"
+            assert is_notebook_page(page), f"{where}: a page-language cell outside a notebook page"
+            assert fence_tags(fence)[0] == "remove_input", f'{where}: must be hidden: tags=["remove_input", ...]'
 
 
 def test_language_neutral_ignores_words_but_not_code() -> None:
-    english = 'TEXT = {"relu": "ReLU", "sent": "sent"}  # words\nplt.rcParams["x"] = 1'
-    assert language_neutral(english) == language_neutral('TEXT = {"relu": "ReLU", "sent": "পাঠানো"}  # শব্দ\nplt.rcParams["x"] = 1')
-    assert language_neutral(english) != language_neutral('TEXT = {"relu": "ReLU", "পাঠানো": "sent"}\nplt.rcParams["x"] = 1')
-    assert language_neutral(english) != language_neutral('TEXT = {"relu": "ReLU", "sent": "sent"}\nplt.rcParams["x"] = 2')
-    assert language_neutral(english) != language_neutral('TEXT = {"relu": "ReLU", "sent": "sent"}\nimport os')
+    def cell(words: str, code: str = 'plt.rcParams["x"] = 1', comment: str = "") -> str:
+        return language_neutral(f"# {comment}\nTEXT = {{{words}}}\n{code}")
+
+    english = cell('"relu": "ReLU", "sent": "sent"', comment="the words")
+    assert english == cell('"relu": "ReLU", "sent": "পাঠানো"', comment="শব্দগুলো")  # other words, comment
+    assert english != cell('"relu": "ReLU", "পাঠানো": "sent"')  # a key changed
+    assert english != cell('"relu": "ReLU", "sent": "sent"', 'plt.rcParams["x"] = 2')  # code changed
+    assert english != cell('"relu": "ReLU", "sent": "sent"', "import os")
 
 
 @pytest.mark.parametrize("page", ENGLISH)
