@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import difflib
 import functools
+import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -187,6 +188,43 @@ def fences(text: str) -> list[Fence]:
         line = text.count("\n", 0, region.start) + 1
         found.append(Fence(language, info, str(region.lexemes["source"]), line))
     return sorted(found, key=lambda fence: fence.line)
+
+
+# --- the one cell a translation may change -------------------------------------------------------
+
+#: The tag of a notebook cell that holds the words a page's charts and tables show. It is the
+#: only code allowed to differ between the languages, and only in its strings (see below).
+PAGE_LANGUAGE_TAG = "page-language"
+_TAGS = re.compile(r"\btags\s*=\s*(\[[^\]]*\])")
+
+
+def fence_tags(fence: Fence) -> list[str]:
+    """The Jupytext cell tags of a fence, e.g. ["remove_input"] for ```python tags=["remove_input"]."""
+    match = _TAGS.search(fence.info)
+    return [str(tag) for tag in json.loads(match.group(1))] if match else []
+
+
+def is_page_language_cell(fence: Fence) -> bool:
+    return PAGE_LANGUAGE_TAG in fence_tags(fence)
+
+
+class _BlankDictValues(ast.NodeTransformer):
+    def visit_Dict(self, node: ast.Dict) -> ast.Dict:
+        self.generic_visit(node)
+        node.values = [
+            ast.Constant("...") if isinstance(value, ast.Constant) and isinstance(value.value, str) else value
+            for value in node.values
+        ]
+        return node
+
+
+def language_neutral(source: str) -> str:
+    """A page-language cell with its dict's string values blanked, and without its comments.
+
+    Two translations of the cell must give the same result: the same code, the same keys, and
+    other words only where a dictionary maps a key to a string.
+    """
+    return ast.dump(_BlankDictValues().visit(ast.parse(source)))
 
 
 # --- sybil ------------------------------------------------------------------------------------

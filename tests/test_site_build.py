@@ -226,3 +226,42 @@ def test_internal_links_and_anchors_resolve(built_site: Path) -> None:
             elif fragment and target in scans and fragment not in scans[target].ids:
                 broken.append(f"{path.relative_to(built_site)}: {url} (no such anchor)")
     assert not broken, "\n".join(sorted(broken))
+
+
+# --- charts and tables that code draws speak the page's language ------------------------------
+
+BENGALI = re.compile(r"[\u0980-\u09FF]")
+#: Words that are names in either language, so they may stay in English on a Bengali chart.
+NAMES = {"ReLU", "PySyft 0.2", "secure_mnist"}
+CHART_PAGES = [
+    pytest.param(p, id=relative(p))
+    for p in english_pages()
+    if is_notebook_page(p) and "plt.show()" in p.read_text(encoding="utf-8")
+]
+
+
+def chart_texts(html: str) -> list[str]:
+    """The words of every chart on a built page: matplotlib's SVG keeps them as <text> elements."""
+    svgs = re.findall(r"<svg\b.*?</svg>", html, re.S)
+    texts = [text for svg in svgs for text in re.findall(r"<text\b.*?</text>", svg, re.S)]
+    return [re.sub(r"<[^>]+>", "", text).strip() for text in texts]
+
+
+def test_some_page_draws_charts() -> None:
+    assert CHART_PAGES, "no notebook page draws a chart: the chart-language test below checks nothing"
+
+
+@pytest.mark.parametrize("page", CHART_PAGES)
+def test_charts_are_labelled_in_the_page_language(built_site: Path, page: Path) -> None:
+    """Each language's charts show that language's words (the page-language cell), as SVG text
+    the browser lays out: matplotlib would draw Bengali letters unshaped into a bitmap."""
+    english_html = built_path(built_site, page, "en").read_text(encoding="utf-8")
+    bengali_html = built_path(built_site, page, "bn").read_text(encoding="utf-8")
+    bitmaps = re.findall(r'<img[^>]+src="data:image/png', bengali_html)
+    assert not bitmaps, f"{len(bitmaps)} charts on the Bengali page are bitmaps, their words unshaped"
+    english, bengali = chart_texts(english_html), chart_texts(bengali_html)
+    assert english and len(english) == len(bengali), "the two languages draw different charts"
+    assert not [text for text in english if BENGALI.search(text)], "Bengali words in the English charts"
+    words = [text for text in bengali if re.search("[A-Za-z]{3,}", text) or BENGALI.search(text)]
+    english_only = [text for text in words if not BENGALI.search(text) and text not in NAMES]
+    assert words and not english_only, f"Bengali charts with English-only words: {english_only}"

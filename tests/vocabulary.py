@@ -29,7 +29,11 @@ BENGALI_LETTER = "\u0980-\u09ff"
 BENGALI_DIGITS = "০১২৩৪৫৬৭৮৯"
 DIGIT_CONVENTIONS = {
     # convention -> (the digits prose must not use, the advice a finding gives)
-    "ascii": (re.compile(f"[{BENGALI_DIGITS}]+"), "ASCII digits 0-9 (the site's digits convention)"),
+    # ASCII digits, grouped in thousands as every output prints them: 109,386, not 1,09,386.
+    "ascii": (
+        re.compile(rf"[{BENGALI_DIGITS}]+|(?<![\d,])\d{{1,2}}(?:,\d\d)+,\d{{3}}(?![\d,])"),
+        "ASCII digits 0-9, grouped in thousands (the site's digits convention)",
+    ),
     "bengali": (re.compile(r"(?<![A-Za-z_^.\d])\d+"), "Bengali digits ০-৯ (the site's digits convention)"),
 }
 
@@ -76,7 +80,8 @@ class Vocabulary:
 def _variant(entry: str | dict[str, str], where: str) -> Variant:
     if isinstance(entry, dict):
         if not {"regex", "shown"} <= set(entry) <= {"regex", "shown", "why"}:
-            raise ValueError(f"{where}: a regex variant is {{regex: ..., shown: ..., why: ...}}, got keys {sorted(entry)}")
+            keys = sorted(entry)
+            raise ValueError(f"{where}: a regex variant is {{regex: ..., shown: ..., why: ...}}, got keys {keys}")
         try:
             pattern = re.compile(entry["regex"])
         except re.error as error:
@@ -232,7 +237,8 @@ def check_vocabulary_texts(vocabulary: Vocabulary | None = None) -> list[str]:
     problems = []
     for term in vocabulary.terms:
         for finding in check_text(term.meaning["bn"], vocabulary):
-            problems.append(f"{VOCABULARY.name}, meaning of {term.english!r}: " + finding.describe("").lstrip(":0123456789 "))
+            where = f"{VOCABULARY.name}, meaning of {term.english!r}"
+            problems.append(f"{where}: {finding.found!r} ({finding.problem}): use {finding.use}")
     return problems
 
 
