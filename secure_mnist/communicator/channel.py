@@ -164,6 +164,7 @@ class SealedChannel:
         self._received = 0
         self.seconds = 0.0  # spent in AES-GCM, both directions
 
+    # --8<-- [start:sealed]
     def seal(self, payload: torch.Tensor) -> torch.Tensor:
         """The ciphertext and tag of a flat uint8 payload, in a new uint8 tensor ready to send."""
         counter = self._sent
@@ -193,6 +194,7 @@ class SealedChannel:
                 f"replayed, reordered or forged on the way (or {self.peer} holds other keys)") from None
         finally:
             self.seconds += time.perf_counter() - start
+    # --8<-- [end:sealed]
 
 
 class ClearChannel:

@@ -124,6 +124,7 @@ class FailureReports:
     def __init__(self, store: dist.Store, key: bytes | None, run: bytes) -> None:
         self.store, self._key, self._run = store, key, run
 
+    # --8<-- [start:first_failure]
     def first(self, report: str, wait_for_others: float = 0.0) -> str | None:
         """Record `report` if no party has reported a failure yet; return the first report (or None).
 
@@ -158,3 +159,4 @@ class FailureReports:
         if not hmac.compare_digest(tag, mac(self._key, b"failure report", self._run, report.encode()).hex()):
             return "(a report that failed authentication: something other than the parties wrote to the store)"
         return report
+    # --8<-- [end:first_failure]
