@@ -8,6 +8,7 @@ correlated randomness that multiplication and comparison need. The tutorial's Py
 from .autograd import AutogradTensor
 from .encoding import FixedPointEncoder
 from .errors import (
+    CheckpointError,
     EncodingError,
     FixedPointOverflowError,
     NotSharedError,
@@ -25,6 +26,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AutogradTensor",
+    "CheckpointError",
     "EncodingError",
     "FixedPointEncoder",
     "FixedPointOverflowError",

@@ -22,6 +22,12 @@ RING_BITS = 64
 SAFE_BITS = 46
 SAFE_LIMIT = 2**SAFE_BITS
 
+# A failed truncation (primitives/truncation.py) is off by about 2^64 / scale. The range check
+# catches it only if that offset carries any legitimate value (|v| < 2^46) beyond ±2^46, that is
+# if 2^64 / scale >= 2^47: scales up to 2^17 (17 fractional bits in base 2, 5 digits in base 10).
+MAX_SCALE_BITS = RING_BITS - SAFE_BITS - 1
+MAX_SCALE = 2**MAX_SCALE_BITS
+
 
 @dataclass(frozen=True)
 class FixedPointEncoder:
@@ -40,6 +46,14 @@ class FixedPointEncoder:
             raise ValueError(f"need base >= 2 and precision_fractional >= 0, got {self}")
         if self.scale**2 >= 2**(RING_BITS - 8):
             raise ValueError(f"scale {self.scale} leaves no room in Z_2^64 for products of two values")
+        if self.scale > MAX_SCALE:
+            offset = 2**RING_BITS // self.scale
+            raise ValueError(
+                f"scale {self.scale} ({self.describe()}) is above 2^{MAX_SCALE_BITS} = {MAX_SCALE}: a failed "
+                f"truncation would be off by about 2^64/scale = {offset / self.scale:.3g} (encoded {offset:.3g}), "
+                f"inside the range check's ±2^{SAFE_BITS}, so it could pass unnoticed. Use at most "
+                f"{MAX_SCALE_BITS} fractional bits in base 2 or 5 digits in base 10"
+            )
 
     @property
     def scale(self) -> int:

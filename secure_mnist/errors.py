@@ -28,3 +28,8 @@ class NotSharedError(SecureMNISTError, TypeError):
 
 class SetupError(SecureMNISTError, ValueError):
     """The parties were set up in a way the protocols do not support."""
+
+
+class CheckpointError(SecureMNISTError, ValueError):
+    """A checkpoint cannot be resumed from: missing, unreadable, another party's, run's or epoch's,
+    other settings, or a tensor of the wrong shape or dtype (the message names the file and tensor)."""

@@ -3,8 +3,8 @@
 Every share a party hands out must be uniform over Z_2^64 and unpredictable to the others, so
 shares come from AES-128 in counter mode (a standard PRG), not from torch's Mersenne Twister.
 With AES-NI this costs about a nanosecond per ring element, as cheap as torch.randint. The
-stream's position is explicit, so a checkpoint can save it and a resumed run continues the very
-same stream.
+stream's position is explicit (counted in AES blocks). A resumed run does not rewind a stream: it
+forks new ones (see `Session.renew_randomness`).
 """
 
 from __future__ import annotations
@@ -55,10 +55,6 @@ class PRG:
         """Fresh seed material, for handing a new stream to someone else."""
         return self.ring((SEED_BYTES // 8,)).numpy().tobytes()
 
-    def state(self) -> tuple[bytes, int]:
-        """What a checkpoint needs to continue this exact stream later."""
-        return self._seed, self.position
-
-    @classmethod
-    def from_state(cls, state: tuple[bytes, int]) -> PRG:
-        return cls(*state)
+    def fork(self, label: str) -> PRG:
+        """A new, independent stream derived from this stream's seed and `label` (not from its output)."""
+        return PRG(derive_seed(self._seed, label))

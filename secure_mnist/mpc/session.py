@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import secrets
 from collections.abc import Sequence
 from typing import Any
 
@@ -55,9 +56,11 @@ class Session:
         self.peer = {self.workers[0].name: self.workers[1].name, self.workers[1].name: self.workers[0].name}
         self._keys = itertools.count()
         self._pair_prgs: dict[tuple[str, str], PRG] = {}
-        first, second = self.workers
-        for holder, peer in ((first, second), (self.provider, first), (self.provider, second)):
-            self._agree_on_seed(holder, peer)
+        self._agree_on_pair_seeds()
+        # A label for this training run, drawn by the client: checkpoints carry it, so a resume
+        # can tell files of one run from another's.
+        drawn = secrets.token_hex(8) if self.is_local(self.client) else ""
+        self.run_id: str = self.comm.agree("run_id", drawn)[self.client.name]
 
     # -- who runs here -------------------------------------------------------------------------
     @property
@@ -84,6 +87,12 @@ class Session:
             worker.store.pop(key, None)
 
     # -- common randomness -------------------------------------------------------------------------
+    def _agree_on_pair_seeds(self) -> None:
+        """The three pairs that draw common randomness: the two workers, and the dealer with each."""
+        first, second = self.workers
+        for holder, peer in ((first, second), (self.provider, first), (self.provider, second)):
+            self._agree_on_seed(holder, peer)
+
     def _agree_on_seed(self, holder: Party, peer: Party) -> None:
         """`holder` draws a seed and sends it to `peer` once; both then run the same AES stream.
 
@@ -97,6 +106,21 @@ class Session:
         if self.is_local(peer):
             seed = self.comm.recv(peer.name, holder.name, (SEED_BYTES,), torch.uint8)
             self._pair_prgs[(peer.name, holder.name)] = PRG(seed.numpy().tobytes())
+
+    def renew_randomness(self, label: str) -> None:
+        """Every random stream starts afresh: each party forks its own stream under `label`, and
+        the pairs agree on new common seeds.
+
+        A resumed run calls this. Rewinding the streams to where a checkpoint left them would
+        replay masks that the interrupted run had already used to open other values (its shares,
+        and so its stochastic rounding, differ), and two openings under one mask reveal the
+        difference of the two values. With a random session seed the new streams are fresh; with
+        a fixed one (testing only) they are a function of the seed and the label.
+        """
+        for party in self.parties():
+            if self.is_local(party):
+                party.prg = party.prg.fork(label)
+        self._agree_on_pair_seeds()
 
     def common_prg(self, holder: Party, peer: Party) -> PRG:
         """`holder`'s copy of the random stream it shares with `peer`."""
@@ -134,21 +158,6 @@ class Session:
                 sent, received = self.comm.recv_untracked(self.client.name, name, (2,), torch.int64).tolist()
                 traffic[name] = (sent, received)
         return traffic
-
-    def randomness_state(self, party: Party) -> dict[str, tuple[bytes, int]]:
-        """Where each random stream `party` holds has got to (for a checkpoint)."""
-        state = {"own": party.prg.state()}
-        for (holder, peer), prg in self._pair_prgs.items():
-            if holder == party.name:
-                state[peer] = prg.state()
-        return state
-
-    def restore_randomness(self, party: Party, state: dict[str, tuple[bytes, int]]) -> None:
-        """Continue `party`'s random streams exactly where a checkpoint left them."""
-        party.prg = PRG.from_state(state["own"])
-        for peer, prg_state in state.items():
-            if peer != "own":
-                self._pair_prgs[(party.name, peer)] = PRG.from_state(prg_state)
 
     def describe(self) -> str:
         provider = "none yet" if isinstance(self.provider, MissingCryptoProvider) else self.provider.name
@@ -189,12 +198,18 @@ class MissingCryptoProvider(CryptoProvider):
 
 
 def _master_seed(seed: bytes | int | None) -> bytes:
+    """The session's master seed: random by default; a fixed one makes every stream predictable."""
     if seed is None:
-        return os.urandom(16)
+        return os.urandom(SEED_BYTES)
+    if isinstance(seed, bool) or not isinstance(seed, (int, bytes)):
+        raise SetupError(f"a session seed is None, an integer or {SEED_BYTES} bytes, got {type(seed).__name__}")
     if isinstance(seed, int):
         if not 0 <= seed < 2**128:
             raise SetupError(f"a session seed is an integer from 0 to 2^128 - 1, got {seed}")
-        return seed.to_bytes(16, "little", signed=False)
+        return seed.to_bytes(SEED_BYTES, "little", signed=False)
+    if len(seed) != SEED_BYTES:
+        # An empty key would make blake2b unkeyed: every party's stream would be public.
+        raise SetupError(f"a session seed of bytes must have exactly {SEED_BYTES} bytes, got {len(seed)}")
     return seed
 
 
