@@ -6,6 +6,7 @@ from collections.abc import Iterable
 
 from .autograd import AutogradTensor
 from .errors import NotSharedError
+from .mpc.public import check_factor
 
 
 class SGD:
@@ -21,6 +22,8 @@ class SGD:
                 )
         if lr <= 0:
             raise ValueError(f"the learning rate must be positive, got {lr}")
+        for encoder in {param.child.encoder for param in self.params}:
+            check_factor(lr, encoder, "learning rate")  # one that rounds to 0 would silently never update
         self.lr = lr
 
     def step(self) -> None:
