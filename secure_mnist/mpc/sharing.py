@@ -12,6 +12,7 @@ import torch
 
 from ..errors import PartyMismatchError
 from ..parties import Party, Worker
+from . import audit
 from .opening import Opening, Shares
 from .session import Session
 from .shapes import broadcast_shapes, keeps_order, output_shape_of, rearrangement_key
@@ -214,3 +215,25 @@ def open_to_workers(values: dict[Worker, tuple[torch.Tensor, ...]], session: Ses
         opened[worker] = [part.view(t.shape) for part, t in zip(parts, tensors)]
     return opened
 # --8<-- [end:open_to_workers]
+
+
+# --8<-- [start:open_masked]
+def open_masked(values: dict[Worker, tuple[torch.Tensor, ...]], masks: dict[Worker, tuple[torch.Tensor, ...]],
+                session: Session, combine: Combine | Sequence[Combine] = torch.add) -> dict[Worker, list[torch.Tensor]]:
+    """Open each value under its mask in one round: every opening in the protocols goes through here.
+
+    Each worker sends its share of value - mask (`torch.add`: additive shares) or value ^ mask
+    (`torch.bitwise_xor`: XOR shares), and both learn the masked value. The masks are named, not
+    applied beforehand, so that an audit (see `audit.py`) can check that no mask ever opens two
+    different values.
+    """
+    joins = [combine] * len(next(iter(values.values()), ())) if callable(combine) else list(combine)
+    masked = {w: tuple(v ^ m if join is torch.bitwise_xor else v - m for v, m, join in zip(vs, masks[w], joins))
+              for w, vs in values.items()}
+    opened = open_to_workers(masked, session, combine)
+    auditor = audit.active()
+    if auditor is not None:
+        for worker, public in opened.items():
+            auditor.record(worker.name, masks[worker], tuple(public))
+    return opened
+# --8<-- [end:open_masked]

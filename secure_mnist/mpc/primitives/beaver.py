@@ -23,7 +23,7 @@ from ...profiling import timed
 from ..opening import Mask, Opening
 from ..provider.dealer import Bilinear, mask_products, random_masks
 from ..shapes import output_shape_of
-from ..sharing import AdditiveSharingTensor, open_to_workers, record_opening
+from ..sharing import AdditiveSharingTensor, open_masked, record_opening
 
 Product = tuple[AdditiveSharingTensor, AdditiveSharingTensor, Bilinear]
 
@@ -47,9 +47,8 @@ def beaver_products(products: Sequence[Product]) -> list[AdditiveSharingTensor]:
     triples_c = mask_products(session, [(mask_of(x), mask_of(y), op) for x, y, op in products],
                               [(x.shape, y.shape) for x, y, _ in products])
     if unopened:  # one round opens every tensor that was never opened
-        masked = {w: tuple(t.share_of(w) - mask.shares[w] for t, mask in zip(unopened, fresh))
-                  for w in session.local_workers}
-        opened = open_to_workers(masked, session)
+        opened = open_masked({w: tuple(t.share_of(w) for t in unopened) for w in session.local_workers},
+                             {w: tuple(mask.shares[w] for mask in fresh) for w in session.local_workers}, session)
         for index, (t, mask) in enumerate(zip(unopened, fresh)):
             record_opening(t, Opening(mask, {w: public[index] for w, public in opened.items()}))
     results = []

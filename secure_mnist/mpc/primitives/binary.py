@@ -11,7 +11,7 @@ import torch
 
 from ...parties import Worker
 from ..session import Session
-from ..sharing import open_to_workers
+from ..sharing import open_masked
 
 XorShares = dict[Worker, torch.Tensor]
 WORD_BITS = 64
@@ -26,8 +26,8 @@ def and_(session: Session, x: XorShares, y: XorShares, triple: BinaryTriple) -> 
     When x is smaller than y (one operand ANDed with several words), only |x| + |y| words are
     opened, not 2|y|.
     """
-    masked = {w: (x[w] ^ triple[w][0], y[w] ^ triple[w][1]) for w in x}
-    opened = open_to_workers(masked, session, combine=torch.bitwise_xor)
+    opened = open_masked({w: (x[w], y[w]) for w in x}, {w: triple[w][:2] for w in x}, session,
+                         combine=torch.bitwise_xor)
     out = {}
     for worker, (d, e) in opened.items():
         a, b, c = triple[worker]

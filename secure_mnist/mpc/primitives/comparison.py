@@ -31,7 +31,7 @@ import torch
 
 from ...profiling import timed
 from ..provider.dealer import binary_triples, correlated_randomness, shared_random_bits
-from ..sharing import AdditiveSharingTensor, open_to_workers
+from ..sharing import AdditiveSharingTensor, open_masked
 from .binary import XorShares, and_, bit_planes, pack_bits, padded_size, unpack_bits
 
 WORD_BITS = 64
@@ -84,8 +84,8 @@ def bit_to_arithmetic(bits: XorShares, x: AdditiveSharingTensor) -> AdditiveShar
     session = x.session
     n = x.shape.numel()
     random_bits = shared_random_bits(session, padded_size(n))
-    opened = open_to_workers({w: (b ^ pack_bits(random_bits[w][0]),) for w, b in bits.items()}, session,
-                             combine=torch.bitwise_xor)
+    opened = open_masked({w: (b,) for w, b in bits.items()}, {w: (pack_bits(random_bits[w][0]),) for w in bits},
+                         session, combine=torch.bitwise_xor)
     out = {}
     for worker, (packed,) in opened.items():
         c = unpack_bits(packed, n)
@@ -119,9 +119,9 @@ def relu_and_bit(x: AdditiveSharingTensor) -> tuple[AdditiveSharingTensor, Addit
         return torch.cat([r[:n], a, a * r[:n]])
 
     dealt = correlated_randomness(session, padded_size(n), 3 * n, mask_and_product, random_bits=True)
-    masked = {w: (sign[w] ^ pack_bits(dealt[w][0]), x.share_of(w).reshape(-1) - dealt[w][1][n : 2 * n])
-              for w in sign}
-    opened = open_to_workers(masked, session, combine=(torch.bitwise_xor, torch.add))
+    opened = open_masked({w: (sign[w], x.share_of(w).reshape(-1)) for w in sign},
+                         {w: (pack_bits(dealt[w][0]), dealt[w][1][n : 2 * n]) for w in sign},
+                         session, combine=(torch.bitwise_xor, torch.add))
     relu, positive = {}, {}
     for worker, (packed, e) in opened.items():
         c = unpack_bits(packed, n)
