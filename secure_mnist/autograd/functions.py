@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 
+from ..mpc import approximations
 from ..mpc.fixed_point import FixedPrecisionTensor, bilinear_together, matmul_together, products_together
 from ..mpc.primitives.beaver import mul
 from ..mpc.sharing import AdditiveSharingTensor
@@ -159,6 +160,69 @@ class ReluBackward(GradFunc):
             return (grad._map(lambda g: g * self.positive),)
         return (grad._wrap(_mul_bits(grad.child, self.positive)),)
 # --8<-- [end:ReluBackward]
+
+
+# --8<-- [start:ExpBackward]
+class ExpBackward(GradFunc):
+    """d e^x / dx = e^x: the forward result, kept."""
+
+    def __init__(self, self_, out: FixedPrecisionTensor):
+        super().__init__(self_)
+        self.out = out
+
+    def gradient(self, grad):
+        return (grad * self.out,)
+# --8<-- [end:ExpBackward]
+
+
+class LogBackward(GradFunc):
+    """d log x / dx = 1/x, on the same input range as the forward pass."""
+
+    def __init__(self, self_, lower: float, upper: float):
+        super().__init__(self_)
+        self.self_, self.range = self_.child, (lower, upper)
+
+    def gradient(self, grad):
+        return (grad * approximations.reciprocal(self.self_, *self.range),)
+
+
+class ReciprocalBackward(GradFunc):
+    """d (1/x) / dx = -1/x^2 = -out^2."""
+
+    def __init__(self, self_, out: FixedPrecisionTensor):
+        super().__init__(self_)
+        self.out = out
+
+    def gradient(self, grad):
+        return (-(grad * self.out) * self.out,)
+
+
+class SoftmaxBackward(GradFunc):
+    """For p = softmax(x) along the last dimension: dx = p * (g - sum(g * p))."""
+
+    def __init__(self, self_, probabilities: FixedPrecisionTensor):
+        super().__init__(self_)
+        self.p = probabilities
+
+    def gradient(self, grad):
+        weighted = (grad * self.p).sum(-1, keepdim=True)
+        return (self.p * (grad - weighted),)
+
+
+# --8<-- [start:CrossEntropyBackward]
+class CrossEntropyBackward(GradFunc):
+    """Mean softmax cross-entropy over a batch: d loss / d logits = (p - y) / batch, on shares.
+
+    Nothing new is computed: p is the forward pass's softmax, y the shared one-hot labels.
+    """
+
+    def __init__(self, logits, probabilities: FixedPrecisionTensor, one_hot: FixedPrecisionTensor):
+        super().__init__(logits)
+        self.p, self.y = probabilities, one_hot
+
+    def gradient(self, grad):
+        return (((self.p - self.y) / self.p.shape[0]) * grad,)
+# --8<-- [end:CrossEntropyBackward]
 
 
 class ViewBackward(GradFunc):

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from ..errors import NotSharedError
+from ..mpc import approximations, softmax as secure_softmax
 from ..mpc.fixed_point import FixedPrecisionTensor, reduced_count
 from . import functions as fn
 
@@ -110,6 +111,30 @@ class AutogradTensor(torch.Tensor):
     def relu(self):
         out, positive = self.child.relu_with_derivative()
         return self._result(out, lambda s: fn.ReluBackward(s, positive), self)
+
+    # -- approximations (each for a stated input range; see mpc/approximations.py) ----------------
+    def exp(self, lower: float, upper: float, *, clip_input: bool = True):  # type: ignore[override]
+        out = approximations.exp(self.child, lower, upper, clip_input=clip_input)
+        return self._result(out, lambda s: fn.ExpBackward(s, out), self)
+
+    def log(self, lower: float, upper: float, *, clip_input: bool = True):  # type: ignore[override]
+        out = approximations.log(self.child, lower, upper, clip_input=clip_input)
+        return self._result(out, lambda s: fn.LogBackward(s, lower, upper), self)
+
+    def reciprocal(self, lower: float, upper: float, *, clip_input: bool = True):  # type: ignore[override]
+        out = approximations.reciprocal(self.child, lower, upper, clip_input=clip_input)
+        return self._result(out, lambda s: fn.ReciprocalBackward(s, out), self)
+
+    def softmax(self, dim: int = -1):  # type: ignore[override]
+        if dim not in (-1, self.dim() - 1):
+            raise NotImplementedError("softmax on encrypted tensors runs along the last dimension (dim=-1)")
+        out = secure_softmax.softmax(self.child)
+        return self._result(out, lambda s: fn.SoftmaxBackward(s, out), self)
+
+    def cross_entropy(self, one_hot):
+        """Mean softmax cross-entropy of these logits against shared one-hot labels (a scalar)."""
+        loss, probabilities = secure_softmax.cross_entropy(self.child, _value(one_hot))
+        return self._result(loss, lambda s: fn.CrossEntropyBackward(s, probabilities, _value(one_hot)), self)
 
     def view(self, *shape):  # type: ignore[override]
         return self._result(self.child.view(*shape), fn.ViewBackward, self)
