@@ -296,4 +296,10 @@ TORCH_FUNCTIONS: dict[Callable, Callable] = {
     torch.transpose: _method("transpose"),
     torch.t: _method("t"),
     torch.permute: _method("permute"),
+    torch.exp: _method("exp"),
+    torch.log: _method("log"),
+    torch.reciprocal: _method("reciprocal"),
+    torch.sqrt: _method("sqrt"),
+    torch.sigmoid: _method("sigmoid"),
+    torch.tanh: _method("tanh"),
 }

@@ -197,6 +197,39 @@ class ReciprocalBackward(GradFunc):
         return (-(grad * self.out) * self.out,)
 
 
+class SigmoidBackward(GradFunc):
+    """d sigmoid(x) / dx = s (1 - s): the forward result, kept."""
+
+    def __init__(self, self_, out: FixedPrecisionTensor):
+        super().__init__(self_)
+        self.out = out
+
+    def gradient(self, grad):
+        return (grad * (self.out * (1.0 - self.out)),)
+
+
+class TanhBackward(GradFunc):
+    """d tanh x / dx = 1 - t^2."""
+
+    def __init__(self, self_, out: FixedPrecisionTensor):
+        super().__init__(self_)
+        self.out = out
+
+    def gradient(self, grad):
+        return (grad * (1.0 - self.out * self.out),)
+
+
+class SqrtBackward(GradFunc):
+    """d sqrt(x) / dx = 1 / (2 sqrt x): the reciprocal of the forward result, on its range."""
+
+    def __init__(self, self_, out: FixedPrecisionTensor, lower: float, upper: float):
+        super().__init__(self_)
+        self.out, self.range = out, (lower**0.5, upper**0.5)
+
+    def gradient(self, grad):
+        return (grad * (approximations.reciprocal(self.out, *self.range) * 0.5),)
+
+
 class SoftmaxBackward(GradFunc):
     """For p = softmax(x) along the last dimension: dx = p * (g - sum(g * p))."""
 

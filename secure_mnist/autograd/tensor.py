@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from ..errors import NotSharedError
-from ..mpc import approximations, softmax as secure_softmax
+from ..mpc import approximations, compat, softmax as secure_softmax
 from ..mpc.fixed_point import FixedPrecisionTensor, reduced_count
 from . import functions as fn
 
@@ -113,17 +113,40 @@ class AutogradTensor(torch.Tensor):
         return self._result(out, lambda s: fn.ReluBackward(s, positive), self)
 
     # -- approximations (each for a stated input range; see mpc/approximations.py) ----------------
-    def exp(self, lower: float, upper: float, *, clip_input: bool = True):  # type: ignore[override]
+    def exp(self, lower: float | None = None, upper: float | None = None, *, clip_input: bool = True,
+            **pysyft_options: Any):  # type: ignore[override]
+        compat.check_approximation_options("exp", pysyft_options)
         out = approximations.exp(self.child, lower, upper, clip_input=clip_input)
         return self._result(out, lambda s: fn.ExpBackward(s, out), self)
 
-    def log(self, lower: float, upper: float, *, clip_input: bool = True):  # type: ignore[override]
+    def log(self, lower: float | None = None, upper: float | None = None, *, clip_input: bool = True,
+            **pysyft_options: Any):  # type: ignore[override]
+        compat.check_approximation_options("log", pysyft_options)
+        lower, upper = approximations.default_range("log", lower, upper)
         out = approximations.log(self.child, lower, upper, clip_input=clip_input)
         return self._result(out, lambda s: fn.LogBackward(s, lower, upper), self)
 
-    def reciprocal(self, lower: float, upper: float, *, clip_input: bool = True):  # type: ignore[override]
+    def reciprocal(self, lower: float | None = None, upper: float | None = None, *, clip_input: bool = True,
+                   **pysyft_options: Any):  # type: ignore[override]
+        compat.check_approximation_options("reciprocal", pysyft_options)
         out = approximations.reciprocal(self.child, lower, upper, clip_input=clip_input)
         return self._result(out, lambda s: fn.ReciprocalBackward(s, out), self)
+
+    def sqrt(self, lower: float | None = None, upper: float | None = None, **pysyft_options: Any):  # type: ignore[override]
+        compat.check_approximation_options("sqrt", pysyft_options)
+        lower, upper = approximations.default_range("sqrt", lower, upper)
+        out = approximations.sqrt(self.child, lower, upper)
+        return self._result(out, lambda s: fn.SqrtBackward(s, out, lower, upper), self)
+
+    def sigmoid(self, bound: float | None = None, **pysyft_options: Any):  # type: ignore[override]
+        compat.check_approximation_options("sigmoid", pysyft_options)
+        out = approximations.sigmoid(self.child, bound)
+        return self._result(out, lambda s: fn.SigmoidBackward(s, out), self)
+
+    def tanh(self, bound: float | None = None, **pysyft_options: Any):  # type: ignore[override]
+        compat.check_approximation_options("tanh", pysyft_options)
+        out = approximations.tanh(self.child, bound)
+        return self._result(out, lambda s: fn.TanhBackward(s, out), self)
 
     def softmax(self, dim: int = -1):  # type: ignore[override]
         if dim not in (-1, self.dim() - 1):

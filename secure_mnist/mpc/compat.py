@@ -37,3 +37,24 @@ def check_sharing_keywords(protocol: str | None = None, dtype: str | None = None
         )
     if field is not None and field != 2**RING_BITS:
         raise ValueError(f"unsupported field {field}: secure_mnist computes in Z_2^64 (field=2**64)")
+
+
+#: Keywords PySyft's approximations took (iteration counts, a choice of method): accepted, and
+#: ignored, because secure_mnist chooses each approximation and its iterations from the input
+#: range and the precision, and states the resulting maximum error.
+APPROXIMATION_OPTIONS = {
+    "exp": {"iterations"},
+    "log": {"iterations", "exp_iterations", "order"},
+    "reciprocal": {"method", "nr_iters", "log_iters", "exp_iters", "all_pos"},
+    "sigmoid": {"method"},
+    "tanh": {"method"},
+    "sqrt": set(),
+}
+
+
+def check_approximation_options(name: str, options: dict) -> None:
+    """Refuse keywords PySyft's `name` did not take (a typo would otherwise be silently ignored)."""
+    unknown = sorted(set(options) - APPROXIMATION_OPTIONS[name])
+    if unknown:
+        raise TypeError(f"{name}() got unexpected keyword arguments {unknown}; give the input range instead "
+                        f"(see secure_mnist.mpc.approximations)")

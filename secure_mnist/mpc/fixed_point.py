@@ -383,6 +383,51 @@ class FixedPrecisionTensor:
 
     __eq__ = eq  # type: ignore[assignment]
 
+    # -- approximations (mpc/approximations.py): each for a stated input range, with its max error ---
+    def exp(self, lower: float | None = None, upper: float | None = None, **pysyft_options: Any) -> FixedPrecisionTensor:
+        """e^x on [lower, upper] (default [-8, 4]); inputs outside are clipped to it."""
+        from . import approximations
+
+        compat.check_approximation_options("exp", pysyft_options)
+        return approximations.exp(self, lower, upper)
+
+    def log(self, lower: float | None = None, upper: float | None = None, **pysyft_options: Any) -> FixedPrecisionTensor:
+        """Natural log on [lower, upper] (default [0.02, 50]); inputs outside are clipped to it."""
+        from . import approximations
+
+        compat.check_approximation_options("log", pysyft_options)
+        return approximations.log(self, lower, upper)
+
+    def reciprocal(self, lower: float | None = None, upper: float | None = None,
+                   **pysyft_options: Any) -> FixedPrecisionTensor:
+        """1/x on [lower, upper] (default [0.05, 50]); inputs outside are clipped to it."""
+        from . import approximations
+
+        compat.check_approximation_options("reciprocal", pysyft_options)
+        return approximations.reciprocal(self, lower, upper)
+
+    def sqrt(self, lower: float | None = None, upper: float | None = None, **pysyft_options: Any) -> FixedPrecisionTensor:
+        """Square root on [lower, upper] (default [0.01, 100]); inputs outside are clipped to it."""
+        from . import approximations
+
+        compat.check_approximation_options("sqrt", pysyft_options)
+        return approximations.sqrt(self, lower, upper)
+
+    def sigmoid(self, bound: float | None = None, **pysyft_options: Any) -> FixedPrecisionTensor:
+        """1 / (1 + e^-x) for every x (exact to its stated error; beyond +-bound, default 16, the
+        value at the bound)."""
+        from . import approximations
+
+        compat.check_approximation_options("sigmoid", pysyft_options)
+        return approximations.sigmoid(self, bound)
+
+    def tanh(self, bound: float | None = None, **pysyft_options: Any) -> FixedPrecisionTensor:
+        """tanh x = 2 sigmoid(2x) - 1 (beyond +-bound, default 8, the value at the bound)."""
+        from . import approximations
+
+        compat.check_approximation_options("tanh", pysyft_options)
+        return approximations.tanh(self, bound)
+
     # -- the largest and smallest values: a knockout tournament (mpc/tournament.py) -----------------
     def max(self, dim: int | Operand | None = None, keepdim: bool = False) -> Any:
         """torch's max: the largest value (dim=None); (values, indices) along dim; or, given another
