@@ -292,7 +292,8 @@ def _infer_cnn(args: argparse.Namespace) -> int:
           f"{torch_threads()} torch threads):")
     print(f"  predictions equal to plaintext: {result.agree}/{n} ({100 * result.agreement:.2f}%)")
     print(f"  accuracy: plaintext {result.plaintext_correct}/{n}, encrypted {result.encrypted_correct}/{n}")
-    print(f"  time: {result.seconds:.1f} s, {result.ms_per_image:.1f} ms per image; "
+    print(f"  time: {result.seconds:.1f} s, {result.ms_per_image:.1f} ms per image "
+          f"(processor time {result.cpu_ms_per_image:.1f} ms per image, all parties); "
           f"{result.bytes_sent / n / 1e3:.0f} kB sent per image")
     return 0
 
