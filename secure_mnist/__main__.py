@@ -9,6 +9,7 @@ import os
 import shlex
 import sys
 import time
+from dataclasses import replace
 
 from tqdm import tqdm
 
@@ -29,7 +30,9 @@ def _training_arguments(parser: argparse.ArgumentParser, activations: tuple[str,
     parser.add_argument("--n-test-items", type=int, default=defaults.n_test_items)
     parser.add_argument("--epochs", type=int, default=defaults.epochs)
     parser.add_argument("--lr", type=float, default=defaults.lr)
-    parser.add_argument("--seed", type=int, default=defaults.seed, help="seeds the model's initial weights")
+    parser.add_argument("--seed", type=_seed, default=defaults.seed,
+                        help="seeds the model's initial weights (public: every party knows the settings); "
+                             "'secret': the client draws them from its own randomness")
     parser.add_argument("--precision-fractional", type=int, default=defaults.precision_fractional)
     parser.add_argument("--base", type=int, default=defaults.base, help="fixed-point base (10: PySyft's, 2: binary)")
     parser.add_argument("--activation", choices=activations, default=default_activation or defaults.activation)
@@ -44,6 +47,15 @@ def _training_arguments(parser: argparse.ArgumentParser, activations: tuple[str,
     parser.add_argument("--crypto-seed", type=int, default=None,
                         help="derive every party's randomness from this number: reproducible runs, "
                              "for testing only (the shares become predictable)")
+
+
+def _seed(text: str) -> int | str:
+    if text == "secret":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a seed is an integer or 'secret', not {text!r}") from None
 
 
 def _process_arguments(parser: argparse.ArgumentParser) -> None:
@@ -78,7 +90,8 @@ def _config(args: argparse.Namespace) -> TrainingConfig:
     activation = "relu" if args.activation == "both" else args.activation
     return TrainingConfig(
         batch_size=args.batch_size, test_batch_size=args.test_batch_size, n_train_items=args.n_train_items,
-        n_test_items=args.n_test_items, epochs=args.epochs, lr=args.lr, seed=args.seed,
+        n_test_items=args.n_test_items, epochs=args.epochs, lr=args.lr,
+        seed=None if args.seed == "secret" else args.seed,
         precision_fractional=args.precision_fractional, base=args.base, activation=activation,
         loss=args.loss, momentum=args.momentum, keep_openings=args.keep_openings,
         test_every_epoch=args.test_every_epoch,
@@ -146,8 +159,11 @@ def _run_training(args: argparse.Namespace, session=None) -> int:
     report = {"config": config.__dict__, "parties": args.parties, "encrypted": encrypted.to_dict()}
     if log_file:
         log_file.finish("encrypted", encrypted)
-    if not args.no_plaintext:
-        plaintext = train_plaintext(config, on_epoch=(lambda e: log_file.add_epoch("plaintext", e)) if log_file else None)
+    if _wants_plaintext(args):
+        # The client trains on every owner's data here: only when asked, or when all parties
+        # share this one process anyway.
+        plaintext = train_plaintext(replace(config, seed=encrypted.initial_seed),
+                                    on_epoch=(lambda e: log_file.add_epoch("plaintext", e)) if log_file else None)
         decimals = max(1, len(str(plaintext.total)) - 3)
         print(f"Plaintext PyTorch, same seed, data and initialisation: {plaintext.correct}/{plaintext.total} "
               f"({_percent(plaintext.correct, plaintext.total)}) in {plaintext.seconds:.2f} s; encrypted is "
@@ -155,6 +171,9 @@ def _run_training(args: argparse.Namespace, session=None) -> int:
         report["plaintext"] = plaintext.to_dict()
         if log_file:
             log_file.finish("plaintext", plaintext)
+    elif args.parties == "processes" and not args.no_plaintext:
+        print("No plaintext comparison: the client holds no training data. Add --plaintext to train the same "
+              "network in plaintext here, which loads every owner's data into the client's process.")
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(report, handle, indent=2)
@@ -192,6 +211,13 @@ class _ResultsLog:
         with open(temporary, "w") as handle:
             json.dump(self.data, handle, indent=1)
         os.replace(temporary, self.path)
+
+
+def _wants_plaintext(args: argparse.Namespace) -> bool:
+    """The plaintext comparison: on by default in one process, only with --plaintext across processes."""
+    if args.no_plaintext:
+        return False
+    return args.plaintext or args.parties == "in-process"
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -251,7 +277,7 @@ def _party(args: argparse.Namespace) -> int:
     session = party_session(name, master, config, args.timeout, args.crypto_seed)
     try:
         if name == "me":  # the client started by hand: it drives and reports
-            args.parties, args.quiet, args.no_plaintext, args.json = "processes", False, False, None
+            args.parties, args.quiet, args.no_plaintext, args.json = "processes", False, not args.plaintext, None
             args.log_json, args.log_interval = None, 1
             if args.job == "bench":
                 from . import bench
@@ -312,6 +338,9 @@ def main(argv: list[str] | None = None) -> int:
                                 formatter_class=defaults)
     _training_arguments(train)
     _process_arguments(train)
+    train.add_argument("--plaintext", action="store_true",
+                       help="also train in plaintext for comparison (the default in one process; across "
+                            "processes it loads every owner's data into the client)")
     train.add_argument("--no-plaintext", action="store_true", help="skip the plaintext comparison run")
     train.add_argument("--quiet", action="store_true", help="no progress bar or per-batch lines")
     train.add_argument("--json", metavar="FILE", help="also write the results as JSON to FILE")
@@ -340,6 +369,8 @@ def main(argv: list[str] | None = None) -> int:
     party.add_argument("--repeats", type=int, default=20)
     party.add_argument("--checkpoint", metavar="DIR")
     party.add_argument("--resume", metavar="DIR")
+    party.add_argument("--plaintext", action="store_true",
+                       help="(the client only) also train in plaintext, which loads every owner's data here")
     _training_arguments(party)
     party.set_defaults(run=_party)
     infer = commands.add_parser("infer-cnn", help="encrypted inference of a plaintext-trained CNN, PySyft-style, "

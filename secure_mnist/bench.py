@@ -46,7 +46,7 @@ class BenchResult:
 
 
 def _plaintext_step(config: TrainingConfig, images: torch.Tensor, targets: torch.Tensor):
-    torch.manual_seed(config.seed)
+    torch.manual_seed(config.initial_seed())
     model = Net(config.activation)
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum)
     loss_function = LOSSES[config.loss]
@@ -67,7 +67,7 @@ def _encrypted_step(config: TrainingConfig, images: torch.Tensor, targets: torch
     """One step of the tutorial's loop on shared data; the loss is revealed to the client, as the
     tutorial prints it, which also makes the client wait for the workers when they run elsewhere."""
     session = session or Session(encoder=config.encoder)
-    torch.manual_seed(config.seed)
+    torch.manual_seed(config.initial_seed())
     model = build_model(config, session)
     encrypt_parameters(model, session)
     data, target = share_batch(images, session), share_batch(targets, session)

@@ -12,6 +12,7 @@ not grow with the dataset beyond the shares themselves.
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -21,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .autograd import AutogradTensor
-from .data.mnist import load_mnist, normalized_images
+from .data.mnist import load_mnist, load_mnist_rows, normalized_images
 from .encoding import FixedPointEncoder
 from .losses import LOSSES
 from .memory import peak_rss_by_process
@@ -43,7 +44,7 @@ class TrainingConfig:
     n_test_items: int = 640
     epochs: int = 10
     lr: float = 0.02
-    seed: int = 1
+    seed: int | None = 1  # the initial weights' seed; None: the client draws a secret one
     precision_fractional: int = 3
     base: int = 10
     activation: str = "relu"
@@ -67,6 +68,15 @@ class TrainingConfig:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.lr <= 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
+
+    def initial_seed(self) -> int:
+        """The seed of torch's generator before the data and the model are set up.
+
+        The default, the tutorial's seed 1, makes the initial weights the tutorial's: public, so
+        every party that knows the settings knows them. With seed None the client draws a seed from
+        the operating system's randomness, and the weights it shares are its secret.
+        """
+        return secrets.randbits(63) if self.seed is None else self.seed
 
     @property
     def encoder(self) -> FixedPointEncoder:
@@ -153,24 +163,27 @@ def placeholder_batches(config: TrainingConfig, train: bool) -> list[tuple[torch
 def private_batches(config: TrainingConfig, session: Session, train: bool) -> list[tuple[AutogradTensor, AutogradTensor]]:
     """Each batch secret-shared by the worker that owns it: inputs, and one-hot labels for training.
 
-    A process reads only what its own party owns; the other owner's batches are dropped at once
-    (in a real deployment each owner has only its own file).
+    A process loads only the items its own parties own (alice's process alice's batches, and so
+    on); the crypto provider's and the client's load none. Every process still walks the
+    placeholders' DataLoader, so torch's generator moves exactly as in the tutorial.
     """
-    n_batches = len(placeholder_batches(config, train))
-    batch_owners = owners(session, n_batches)
-    if any(session.is_local(owner) for owner in batch_owners):
-        batches = plaintext_batches(config, train)
-    else:
-        batches = placeholder_batches(config, train)
+    placeholders = placeholder_batches(config, train)
+    batch_owners = owners(session, len(placeholders))
+    size = config.batch_size if train else config.test_batch_size
     encoder = config.encoder
     shared = []
-    for owner, (images, labels) in zip(batch_owners, batches):
-        if not session.is_local(owner):
-            images, labels = images.to("meta"), labels.to("meta")
-        targets = one_hot(labels) if train else labels.to(torch.float32)
-        x = FixedPrecisionTensor.encode(images, encoder).share(session, owner=owner)
-        y = FixedPrecisionTensor.encode(targets, encoder).share(session, owner=owner)
-        shared.append((AutogradTensor(x), AutogradTensor(y)))
+    for owner in dict.fromkeys(batch_owners):  # each owner's batches, in order
+        indices = [i for i, o in enumerate(batch_owners) if o is owner]
+        if session.is_local(owner):
+            images, labels = load_mnist_rows(train, indices[0] * size, (indices[-1] + 1) * size)
+            batches = list(zip(normalized_images(images).split(size), labels.split(size)))
+        else:
+            batches = [placeholders[i] for i in indices]
+        for images, labels in batches:
+            targets = one_hot(labels) if train else labels.to(torch.float32)
+            x = FixedPrecisionTensor.encode(images, encoder).share(session, owner=owner)
+            y = FixedPrecisionTensor.encode(targets, encoder).share(session, owner=owner)
+            shared.append((AutogradTensor(x), AutogradTensor(y)))
     return shared
 
 
@@ -212,6 +225,7 @@ class RunResult:
     rounds: int = 0
     epochs: list[EpochLog] = field(default_factory=list)
     peak_rss: dict[str, int] | None = None  # bytes, per process (parties joined by '+')
+    initial_seed: int | None = None  # the seed the client used (secret with --seed secret): never sent
 
     @property
     def accuracy(self) -> float | None:
@@ -241,7 +255,8 @@ def train_encrypted(config: TrainingConfig, session: Session | None = None, on_b
     party executes the same sequence of operations on what it holds.
     """
     session = session or Session(encoder=config.encoder)
-    torch.manual_seed(config.seed)
+    seed = config.initial_seed()  # only the client's matters: the others build no weights
+    torch.manual_seed(seed)
     train_data = private_batches(config, session, train=True)
     test_data = private_batches(config, session, train=False)
     model = build_model(config, session)
@@ -251,7 +266,8 @@ def train_encrypted(config: TrainingConfig, session: Session | None = None, on_b
     first_epoch = 1
     if resume_from:
         first_epoch = checkpoints.load(resume_from, session, model, config, _inputs(train_data)) + 1
-    result = RunResult("encrypted", None, len(test_data) * config.test_batch_size)
+    result = RunResult("encrypted", None, len(test_data) * config.test_batch_size,
+                       initial_seed=seed if session.is_local(session.client) else None)
     before = session.comm.stats.snapshot()
     traffic_before = session.traffic_by_party()
     started = time.perf_counter()
@@ -339,7 +355,7 @@ def _difference(now, before):
 def train_plaintext(config: TrainingConfig, on_batch: Callback | None = None,
                     on_epoch: EpochCallback | None = None) -> RunResult:
     """The same network, data, initialisation, loss and optimizer in ordinary float32 PyTorch."""
-    torch.manual_seed(config.seed)
+    torch.manual_seed(config.initial_seed())
     train_data = plaintext_batches(config, train=True)
     test_data = plaintext_batches(config, train=False)
     model = Net(config.activation)

@@ -15,6 +15,7 @@ import math
 import os
 import pathlib
 import struct
+import sys
 import tempfile
 import zlib
 
@@ -28,11 +29,16 @@ __all__ = [
     "MNISTFormatError",
     "default_root",
     "load_mnist",
+    "load_mnist_rows",
     "normalized_images",
     "prepare_torchvision_root",
 ]
 
 DATA_DIR = pathlib.Path(__file__).resolve().parent / "mnist"
+
+#: When set to a directory, every process appends to a file there what MNIST data it loaded
+#: (the tests check that each party loads only what it owns).
+ACCESS_LOG_VARIABLE = "SECURE_MNIST_DATA_LOG"
 
 #: MD5 of each canonical, uncompressed idx file (as published with MNIST).
 CANONICAL_MD5: dict[str, str] = {
@@ -110,11 +116,68 @@ def load_mnist(train: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     Each call returns fresh tensors, so callers may modify them in place.
     """
     images_name, labels_name = _file_names(train)
+    _log_access(train, "all")
     images = _parse_idx(_read_verified(images_name), _IMAGES_MAGIC, images_name)
     labels = _parse_idx(_read_verified(labels_name), _LABELS_MAGIC, labels_name).long()
     if images.shape[1:] != (28, 28) or images.shape[0] != labels.shape[0]:
         raise MNISTFormatError(f"images {tuple(images.shape)} do not match labels {tuple(labels.shape)}")
     return images, labels
+
+
+def load_mnist_rows(train: bool, start: int, stop: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Items ``start`` to ``stop - 1`` of MNIST, as :func:`load_mnist` gives them, and nothing else.
+
+    A data owner's process calls this for its own items: the file is decompressed as a stream
+    (its MD5 checked on the way) and only the requested rows are kept, so the process never holds
+    another owner's images or labels.
+    """
+    images_name, labels_name = _file_names(train)
+    _log_access(train, f"{start}:{stop}")
+    images = _read_rows(images_name, _IMAGES_MAGIC, start, stop)
+    labels = _read_rows(labels_name, _LABELS_MAGIC, start, stop).long()
+    if images.shape[1:] != (28, 28):
+        raise MNISTFormatError(f"{images_name}: rows of shape {tuple(images.shape[1:])}, expected (28, 28)")
+    return images, labels
+
+
+def _read_rows(name: str, magic: int, start: int, stop: int) -> torch.Tensor:
+    """Rows [start, stop) of a gzipped idx file, streamed: the other rows are hashed and dropped."""
+    path = DATA_DIR / f"{name}.gz"
+    digest = hashlib.md5()
+    ndim = magic & 0xFF
+    kept = bytearray()
+    try:
+        with gzip.open(path, "rb") as stream:
+            header = stream.read(4 * (1 + ndim))
+            digest.update(header)
+            found, *dims = struct.unpack(f">{1 + ndim}I", header)
+            if found != magic:
+                raise MNISTFormatError(f"{name}: magic number {found}, expected {magic}")
+            if not 0 <= start <= stop <= dims[0]:
+                raise ValueError(f"{name} has {dims[0]} items; cannot read items {start} to {stop - 1}")
+            row = math.prod(dims[1:])
+            offset, chunk = 0, row * 1024
+            while block := stream.read(chunk):
+                digest.update(block)
+                low, high = max(start * row, offset), min(stop * row, offset + len(block))
+                if low < high:
+                    kept += block[low - offset : high - offset]
+                offset += len(block)
+    except (OSError, EOFError, zlib.error, struct.error) as error:
+        raise MNISTChecksumError(f"{path}: cannot decompress ({error}); expected {name} with MD5 "
+                                 f"{CANONICAL_MD5[name]}") from error
+    if digest.hexdigest() != CANONICAL_MD5[name]:
+        raise MNISTChecksumError(f"{path}: MD5 of decompressed {name} is {digest.hexdigest()}, "
+                                 f"expected {CANONICAL_MD5[name]}")
+    return torch.frombuffer(kept, dtype=torch.uint8).reshape(stop - start, *dims[1:]) if kept else \
+        torch.zeros((0, *dims[1:]), dtype=torch.uint8)
+
+
+def _log_access(train: bool, rows: str) -> None:
+    directory = os.environ.get(ACCESS_LOG_VARIABLE)
+    if directory:
+        with open(pathlib.Path(directory) / f"{os.getpid()}.log", "a", encoding="utf-8") as log:
+            log.write(f"{' '.join(sys.argv[1:])}\t{'train' if train else 'test'}\t{rows}\n")
 
 
 def normalized_images(images: torch.Tensor) -> torch.Tensor:
