@@ -61,6 +61,11 @@ def test_a_divisor_without_an_exact_fraction_is_refused_with_a_nearby_one(partie
     assert (share([3.142], parties) / 3.142).get().float_precision().item() == pytest.approx(1.0, abs=1e-3)
 
 
+def test_a_divisor_above_2_17_is_refused(parties):
+    with pytest.raises(sm.EncodingError, match="divides by at most 131072"):
+        share([1.0], parties) / 200000
+
+
 def test_argmax_without_dim_is_the_flat_index_as_in_torch(parties):
     values = torch.tensor([[0.5, 3.0, -1.0], [7.0, 2.0, 7.0]])
     x = share(values, parties)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from fractions import Fraction
+from functools import lru_cache
 
 import torch
 
@@ -65,6 +66,7 @@ def check_factors(values: torch.Tensor | float | int, encoder: FixedPointEncoder
         check_factor(float(values), encoder, what)
 
 
+@lru_cache(maxsize=1024)
 def reciprocal_fraction(divisor: float, encoder: FixedPointEncoder) -> tuple[int, int]:
     """(q, p) with x q / p = x / divisor to within half a step of `encoder` for every x whose
     quotient is in range,
@@ -73,6 +75,12 @@ def reciprocal_fraction(divisor: float, encoder: FixedPointEncoder) -> tuple[int
         raise ZeroDivisionError("division of a fixed-point tensor by zero")
     if not math.isfinite(divisor):
         raise EncodingError(f"cannot divide by {divisor}")
+    if abs(divisor) > MAX_DIVISOR:
+        raise EncodingError(
+            f"cannot divide by {divisor!r}: secure_mnist divides by at most {MAX_DIVISOR} (2^17) in one step, so "
+            "that a failed truncation, off by 2^64 / divisor, stays outside the range check. Scale the data down "
+            "before sharing it, or divide by a smaller number"
+        )
     fraction, worst = _closest_fraction(divisor, encoder)
     if worst > Fraction(1, 2):
         raise EncodingError(
