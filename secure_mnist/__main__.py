@@ -64,6 +64,17 @@ def _process_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--master", default=None, help="HOST:PORT of the rendezvous (processes; default: a free local port)")
     parser.add_argument("--timeout", type=float, default=60.0,
                         help="seconds without an answer after which a party counts as lost (processes)")
+    _channel_arguments(parser)
+
+
+def _channel_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--token", default=None,
+                        help="the run's join secret, the same for every party (default: $SECURE_MNIST_TOKEN; "
+                             "train and bench draw a random one for the parties they start). Prefer the "
+                             "environment variable: other users of the machine can read arguments with ps")
+    parser.add_argument("--insecure-channel", action="store_true",
+                        help="send messages between processes unencrypted and unauthenticated: only to "
+                             "measure what the encrypted channel costs, or to see what a capture reveals")
 
 
 def _forwarded(args: argparse.Namespace) -> list[str]:
@@ -83,6 +94,8 @@ def _forwarded(args: argparse.Namespace) -> list[str]:
     for name in ("checkpoint", "resume"):
         if getattr(args, name, None):
             out += [f"--{name}", getattr(args, name)]
+    if args.insecure_channel:  # the token is never forwarded here: it goes in the environment
+        out.append("--insecure-channel")
     return out
 
 
@@ -223,38 +236,43 @@ def _wants_plaintext(args: argparse.Namespace) -> bool:
 def _train(args: argparse.Namespace) -> int:
     if args.parties == "in-process":
         return _run_training(args)
-    from .launch import party_session, run_with_local_parties
+    from .launch import join_token, party_session, run_with_local_parties
+
+    token = join_token(args.token, args.insecure_channel, spawns_parties=True)
 
     def client(master: str) -> int:
-        session = party_session("me", master, _config(args), args.timeout, args.crypto_seed)
+        session = party_session("me", master, _config(args), args.timeout, args.crypto_seed, token)
         try:
             return _run_training(args, session)
         finally:
             session.comm.close()
 
-    return run_with_local_parties("train", _forwarded(args), client, args.timeout, args.master)
+    return run_with_local_parties("train", _forwarded(args), client, args.timeout, args.master, token)
 
 
 def _bench(args: argparse.Namespace) -> int:
     from . import bench
 
     if args.parties == "processes":
-        from .launch import party_session, run_with_local_parties
+        from .launch import join_token, party_session, run_with_local_parties
+
+        token = join_token(args.token, args.insecure_channel, spawns_parties=True)
 
         def client(master: str) -> dict:
-            session = party_session("me", master, _config(args), args.timeout, args.crypto_seed)
+            session = party_session("me", master, _config(args), args.timeout, args.crypto_seed, token)
             try:
                 return bench.process_benchmark_job(session, _config(args), args.repeats)
             finally:
                 session.comm.close()
 
         measured = run_with_local_parties("bench", _forwarded(args) + ["--repeats", str(args.repeats)], client,
-                                          args.timeout, args.master)
+                                          args.timeout, args.master, token)
         plaintext_ms = bench.plaintext_median_ms(_config(args))
         if args.json:
             print(json.dumps({"parties": "processes", "plaintext_ms": plaintext_ms, "encrypted_ms": measured["step_ms"],
                               "ratio": measured["step_ms"] / plaintext_ms, "rounds_per_step": measured["rounds_per_step"],
                               "cpu_ms_per_step": bench.cpu_ms_per_step(measured, args.repeats), "cores": os.cpu_count(),
+                              "channel": bench.channel_cost(measured, args.repeats),
                               "per_party": {n: t.__dict__ | {"computing": t.computing} for n, t in measured["parties"].items()}},
                              indent=2))
         else:
@@ -268,13 +286,15 @@ def _bench(args: argparse.Namespace) -> int:
 
 def _party(args: argparse.Namespace) -> int:
     """One party of a multi-process run (started by `train --parties processes`, by hand, or by torchrun)."""
-    from .launch import party_from_environment, party_session
+    from .launch import check_party, join_token, party_from_environment, party_session
 
     name, master = (party_from_environment() if args.name == "auto" else (args.name, args.master))
+    check_party(name)
     if not master:
         raise ValueError("party needs --master HOST:PORT (or 'auto' under torchrun)")
+    token = join_token(args.token, args.insecure_channel, spawns_parties=False)
     config = _config(args)
-    session = party_session(name, master, config, args.timeout, args.crypto_seed)
+    session = party_session(name, master, config, args.timeout, args.crypto_seed, token)
     try:
         if name == "me":  # the client started by hand: it drives and reports
             args.parties, args.quiet, args.no_plaintext, args.json = "processes", False, not args.plaintext, None
@@ -371,6 +391,7 @@ def main(argv: list[str] | None = None) -> int:
     party.add_argument("--resume", metavar="DIR")
     party.add_argument("--plaintext", action="store_true",
                        help="(the client only) also train in plaintext, which loads every owner's data here")
+    _channel_arguments(party)
     _training_arguments(party)
     party.set_defaults(run=_party)
     infer = commands.add_parser("infer-cnn", help="encrypted inference of a plaintext-trained CNN, PySyft-style, "
