@@ -39,7 +39,9 @@ def _training_arguments(parser: argparse.ArgumentParser, activations: tuple[str,
     parser.add_argument("--loss", choices=sorted(LOSSES), default=defaults.loss,
                         help="mse: the tutorial's squared error; cross-entropy: softmax and log loss on shares")
     parser.add_argument("--momentum", type=float, default=defaults.momentum, help="SGD momentum (public)")
-    parser.add_argument("--forget-openings", dest="keep_openings", action="store_false",
+    parser.add_argument("--lr-drops", type=int, nargs="*", default=list(defaults.lr_drops), metavar="EPOCH",
+                        help="epochs from which the learning rate is divided by 10 (one division per entry)")
+    parser.add_argument("--forget-openings", action="store_true",
                         help="open each training batch again every epoch under a fresh mask instead of keeping "
                              "its opening: memory that does not grow with the dataset, more bytes sent")
     parser.add_argument("--test-every-epoch", action="store_true",
@@ -87,7 +89,9 @@ def _forwarded(args: argparse.Namespace) -> list[str]:
         value = resolved[name]
         if value is not None:
             out += [f"--{name.replace('_', '-')}", str(value)]
-    if not args.keep_openings:
+    if args.lr_drops:
+        out += ["--lr-drops", *map(str, args.lr_drops)]
+    if args.forget_openings:
         out.append("--forget-openings")
     if args.test_every_epoch:
         out.append("--test-every-epoch")
@@ -106,7 +110,7 @@ def _config(args: argparse.Namespace) -> TrainingConfig:
         n_test_items=args.n_test_items, epochs=args.epochs, lr=args.lr,
         seed=None if args.seed == "secret" else args.seed,
         precision_fractional=args.precision_fractional, base=args.base, activation=activation,
-        loss=args.loss, momentum=args.momentum, keep_openings=args.keep_openings,
+        loss=args.loss, momentum=args.momentum, lr_drops=tuple(args.lr_drops), keep_openings=not args.forget_openings,
         test_every_epoch=args.test_every_epoch,
     )
 
@@ -407,7 +411,9 @@ def main(argv: list[str] | None = None) -> int:
     infer.set_defaults(run=_infer_cnn)
     args = parser.parse_args(argv)
     if getattr(args, "preset", None):  # the preset's values become the defaults; given flags still win
-        train.set_defaults(**PRESETS[args.preset], log_interval=100)
+        settings = dict(PRESETS[args.preset])
+        settings["forget_openings"] = not settings.pop("keep_openings", True)
+        train.set_defaults(**settings, log_interval=100)
         args = parser.parse_args(argv)
     try:
         return args.run(args)

@@ -50,6 +50,7 @@ class TrainingConfig:
     activation: str = "relu"
     loss: str = "mse"
     momentum: float = 0.0
+    lr_drops: tuple[int, ...] = ()  # epochs from which the learning rate is divided by 10 (once per entry)
     # Keep each training batch's opening for later epochs (fewer bytes sent), or forget it after
     # its step and open the batch again under a fresh mask (memory that does not grow with the data).
     keep_openings: bool = True
@@ -63,6 +64,13 @@ class TrainingConfig:
             raise ValueError(f"loss must be one of {sorted(LOSSES)}, got {self.loss!r}")
         if not 0 <= self.momentum < 1:
             raise ValueError(f"momentum must be in [0, 1), got {self.momentum}")
+        self.lr_drops = tuple(sorted(self.lr_drops))
+        if any(epoch < 2 for epoch in self.lr_drops):
+            raise ValueError(f"the learning rate can drop from epoch 2 on, got {list(self.lr_drops)}")
+
+    def lr_at(self, epoch: int) -> float:
+        """The (public) learning rate of an epoch: lr, divided by 10 at each drop reached."""
+        return self.lr * 0.1 ** sum(1 for drop in self.lr_drops if epoch >= drop)
         for name in ("batch_size", "test_batch_size", "n_train_items", "n_test_items", "epochs"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -87,7 +95,7 @@ class TrainingConfig:
 PRESETS: dict[str, dict] = {
     "full-mnist": {
         "n_train_items": 60_000, "n_test_items": 10_000, "batch_size": 64, "test_batch_size": 1000,
-        "epochs": 15, "lr": 0.01, "momentum": 0.9, "loss": "cross-entropy", "activation": "relu",
+        "epochs": 5, "lr": 0.02, "momentum": 0.9, "lr_drops": (4,), "loss": "cross-entropy", "activation": "relu",
         "base": 2, "precision_fractional": 16, "keep_openings": False, "test_every_epoch": True,
     },
 }
@@ -223,9 +231,9 @@ class RunResult:
     seconds: float = 0.0
     bytes_sent: int = 0
     rounds: int = 0
+    initial_seed: int | None = None  # the seed the client used (secret with --seed secret): never sent
     epochs: list[EpochLog] = field(default_factory=list)
     peak_rss: dict[str, int] | None = None  # bytes, per process (parties joined by '+')
-    initial_seed: int | None = None  # the seed the client used (secret with --seed secret): never sent
 
     @property
     def accuracy(self) -> float | None:
@@ -265,7 +273,7 @@ def train_encrypted(config: TrainingConfig, session: Session | None = None, on_b
     loss_function = LOSSES[config.loss]
     first_epoch = 1
     if resume_from:
-        first_epoch = checkpoints.load(resume_from, session, model, config, _inputs(train_data)) + 1
+        first_epoch = checkpoints.load(resume_from, session, model, config, _inputs(train_data), optimizer) + 1
     result = RunResult("encrypted", None, len(test_data) * config.test_batch_size,
                        initial_seed=seed if session.is_local(session.client) else None)
     before = session.comm.stats.snapshot()
@@ -274,6 +282,7 @@ def train_encrypted(config: TrainingConfig, session: Session | None = None, on_b
     correct = None
     for epoch in range(first_epoch, config.epochs + 1):
         model.train()
+        optimizer.lr = config.lr_at(epoch)
         epoch_start = time.perf_counter()
         for index, (data, target) in enumerate(train_data):
             start = time.perf_counter()
@@ -295,7 +304,7 @@ def train_encrypted(config: TrainingConfig, session: Session | None = None, on_b
         epoch_log = EpochLog(epoch, time.perf_counter() - epoch_start,
                              _mean_loss(result.batch_logs[-len(train_data):]))
         if checkpoint_dir:
-            checkpoints.save(checkpoint_dir, session, model, config, epoch, _inputs(train_data))
+            checkpoints.save(checkpoint_dir, session, model, config, epoch, _inputs(train_data), optimizer)
         if config.test_every_epoch or epoch == config.epochs:
             test_start = time.perf_counter()
             correct = _test_encrypted(model, test_data, config.keep_openings)
@@ -365,6 +374,8 @@ def train_plaintext(config: TrainingConfig, on_batch: Callback | None = None,
     started = time.perf_counter()
     for epoch in range(1, config.epochs + 1):
         model.train()
+        for group in optimizer.param_groups:
+            group["lr"] = config.lr_at(epoch)
         epoch_start = time.perf_counter()
         for index, (images, labels) in enumerate(train_data):
             start = time.perf_counter()

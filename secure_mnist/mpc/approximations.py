@@ -136,7 +136,7 @@ class ReciprocalPlan:
     start: tuple[float, float]  # y0 = start[0] - start[1] * x
     iterations: int
     max_error: float
-    rounds: int
+    rounds: int  # with clip_input=False (clipping adds a comparison, or one round to the normalisation's)
 
 
 @dataclass(frozen=True)
@@ -149,7 +149,7 @@ class LogPlan:
     center: float
     coefficients: tuple[float, ...]
     max_error: float
-    rounds: int
+    rounds: int  # with clip_input=False (clipping adds one round to the normalisation's)
 
 
 def _ulp(encoder: FixedPointEncoder) -> float:
