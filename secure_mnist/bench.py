@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 import torch
 
 from . import profiling
+from .losses import LOSSES
 from .mpc.session import Session
+from .mpc.softmax import LOSS_CATEGORY
 from .nn import encrypt_parameters, share_batch
 from .optim import SGD
 from .training import Net, TrainingConfig, build_model, one_hot, placeholder_batches, plaintext_batches
@@ -28,12 +30,14 @@ class StepBenchmark:
     dealer_ms: float  # of the step, the crypto provider's dealing (an offline phase in SPDZ terms)
     bytes_per_step: int
     rounds_per_step: int
+    loss_ms: float = 0.0  # of the step, the loss's forward pass (softmax and cross-entropy), all categories
 
 
 @dataclass
 class BenchResult:
     batch_size: int
     repeats: int
+    loss: str
     plaintext_ms: dict[str, float]  # per activation: each encrypted step is compared with its own
     encrypted: dict[str, StepBenchmark] = field(default_factory=dict)
 
@@ -44,12 +48,13 @@ class BenchResult:
 def _plaintext_step(config: TrainingConfig, images: torch.Tensor, targets: torch.Tensor):
     torch.manual_seed(config.initial_seed())
     model = Net(config.activation)
-    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr)
+    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum)
+    loss_function = LOSSES[config.loss]
 
     def step() -> None:
         optimizer.zero_grad()
         output = model(images)
-        loss = ((output - targets) ** 2).sum() / output.shape[0]
+        loss = loss_function(output, targets)
         loss.backward()
         optimizer.step()
         loss.item()  # the loss is printed each batch, as in the tutorial
@@ -66,12 +71,13 @@ def _encrypted_step(config: TrainingConfig, images: torch.Tensor, targets: torch
     model = build_model(config, session)
     encrypt_parameters(model, session)
     data, target = share_batch(images, session), share_batch(targets, session)
-    optimizer = SGD(model.parameters(), lr=config.lr)
+    optimizer = SGD(model.parameters(), lr=config.lr, momentum=config.momentum)
+    loss_function = LOSSES[config.loss]
 
     def step() -> None:
         optimizer.zero_grad()
         output = model(data)
-        loss = ((output - target) ** 2).sum().refresh() / output.shape[0]
+        loss = loss_function(output, target)
         loss.backward()
         optimizer.step()
         loss.decrypt()
@@ -100,6 +106,7 @@ def run_benchmark(config: TrainingConfig | None = None, repeats: int = 20, plain
     secure_times: dict[str, list[float]] = {a: [] for a in activations}
     parts: dict[str, dict[str, float]] = {a: {} for a in activations}
     dealer: dict[str, float] = {a: 0.0 for a in activations}
+    loss_seconds: dict[str, float] = {a: 0.0 for a in activations}
     before = {a: session.comm.stats.snapshot() for a, (_, session) in secure.items()}
     for _ in range(repeats):
         for activation in activations:
@@ -116,7 +123,9 @@ def run_benchmark(config: TrainingConfig | None = None, repeats: int = 20, plain
             for name, seconds in step_parts.seconds.items():
                 parts[activation][name] = parts[activation].get(name, 0.0) + seconds
             dealer[activation] += step_parts.within["crypto provider (dealing)"]
-    result = BenchResult(images.shape[0], repeats, {a: statistics.median(t) * 1e3 for a, t in plain_times.items()})
+            loss_seconds[activation] += step_parts.within[LOSS_CATEGORY]
+    result = BenchResult(images.shape[0], repeats, config.loss,
+                         {a: statistics.median(t) * 1e3 for a, t in plain_times.items()})
     for activation, (_, session) in secure.items():
         traffic = session.comm.stats.since(before[activation])
         mean_ms = 1e3 * sum(secure_times[activation]) / repeats
@@ -126,14 +135,15 @@ def run_benchmark(config: TrainingConfig | None = None, repeats: int = 20, plain
         # the dealer's share of the mean step, applied to the median
         dealer_ms = median_ms * (1e3 * dealer[activation] / repeats) / mean_ms
         result.encrypted[activation] = StepBenchmark(activation, median_ms, breakdown, dealer_ms,
-                                                     traffic.total_bytes() // repeats, traffic.rounds // repeats)
+                                                     traffic.total_bytes() // repeats, traffic.rounds // repeats,
+                                                     1e3 * loss_seconds[activation] / repeats)
     return result
 
 
 def format_report(result: BenchResult) -> str:
     lines = [
         f"One training step of the tutorial's network (784-128-64-10), batch {result.batch_size}, "
-        f"{result.repeats} interleaved repeats, {torch.get_num_threads()} torch threads",
+        f"loss {result.loss}, {result.repeats} interleaved repeats, {torch.get_num_threads()} torch threads",
     ]
     for activation, bench in result.encrypted.items():
         lines.append(f"  {activation}: plaintext PyTorch step median {result.plaintext_ms[activation]:.3f} ms, "
@@ -142,6 +152,8 @@ def format_report(result: BenchResult) -> str:
                      "between the workers (dealer messages not counted as rounds)")
         for name, ms in bench.breakdown_ms.items():
             lines.append(f"    {name:<48} {ms:8.2f} ms")
+        if bench.loss_ms:
+            lines.append(f"    of all these, softmax and cross-entropy (forward): {bench.loss_ms:8.2f} ms (mean)")
         online = bench.median_ms - bench.dealer_ms
         lines.append(f"    of all these, the crypto provider's dealing:    {bench.dealer_ms:8.2f} ms "
                      f"(without it, the online phase: {online:.2f} ms, "
@@ -153,12 +165,13 @@ def to_json(result: BenchResult) -> dict:
     return {
         "batch_size": result.batch_size,
         "repeats": result.repeats,
+        "loss": result.loss,
         "torch_threads": torch.get_num_threads(),
         "plaintext_ms": result.plaintext_ms,
         "encrypted": {
             a: {"median_ms": b.median_ms, "ratio": result.ratio(a), "breakdown_ms": b.breakdown_ms,
                 "dealer_ms": b.dealer_ms, "online_ratio": (b.median_ms - b.dealer_ms) / result.plaintext_ms[a],
-                "bytes_per_step": b.bytes_per_step, "rounds_per_step": b.rounds_per_step}
+                "bytes_per_step": b.bytes_per_step, "rounds_per_step": b.rounds_per_step, "loss_ms": b.loss_ms}
             for a, b in result.encrypted.items()
         },
     }

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from .errors import CheckpointError
+from .mpc.fixed_point import FixedPrecisionTensor
 from .mpc.opening import Mask, Opening
 from .mpc.sharing import AdditiveSharingTensor
 from .nn import encrypted_parameters
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     from torch import nn
 
     from .mpc.session import Session
+    from .optim import SGD
     from .parties import Party
     from .training import TrainingConfig
 
@@ -38,10 +40,11 @@ def party_file(directory: str | pathlib.Path, party_name: str) -> pathlib.Path:
 
 
 def save(directory: str | pathlib.Path, session: Session, model: nn.Module, config: TrainingConfig,
-         epoch: int, batches: Sequence[AdditiveSharingTensor] = ()) -> None:
+         epoch: int, batches: Sequence[AdditiveSharingTensor] = (), optimizer: SGD | None = None) -> None:
     """Each party of this process writes its own file (atomically: a crash never leaves half a file).
 
-    `batches` are the shared training inputs, whose openings are kept too.
+    `batches` are the shared training inputs, whose openings are kept too; with momentum, a
+    worker's file also keeps its shares of the optimizer's velocities.
     """
     pathlib.Path(directory).mkdir(parents=True, exist_ok=True)
     params = encrypted_parameters(model)
@@ -53,6 +56,7 @@ def save(directory: str | pathlib.Path, session: Session, model: nn.Module, conf
             "config": dict(config.__dict__),
             "shares": [p.child.child.share_of(party) for p in params] if party in session.workers else None,
             "openings": [_opening_state(batch.opening, party, session) for batch in batches],
+            "velocities": _velocity_shares(optimizer, party, session),
         }
         target = party_file(directory, party.name)
         temporary = target.with_suffix(".tmp")
@@ -61,7 +65,7 @@ def save(directory: str | pathlib.Path, session: Session, model: nn.Module, conf
 
 
 def load(directory: str | pathlib.Path, session: Session, model: nn.Module, config: TrainingConfig,
-         batches: Sequence[AdditiveSharingTensor] = ()) -> int:
+         batches: Sequence[AdditiveSharingTensor] = (), optimizer: SGD | None = None) -> int:
     """Restore this process's parties from their own files; returns the last completed epoch.
 
     Afterwards every random stream is renewed (fresh seeds, agreed anew between the parties).
@@ -69,6 +73,8 @@ def load(directory: str | pathlib.Path, session: Session, model: nn.Module, conf
     params = encrypted_parameters(model)
     found: dict[str, tuple[str, int]] = {}  # party -> (run, epoch)
     openings: list[tuple[dict, dict, torch.Tensor | None] | None] = [None] * len(batches)
+    momentum = optimizer is not None and optimizer.momentum > 0
+    velocities: list[dict] = [{} for _ in params] if momentum else []
     for party in session.parties():
         if not session.is_local(party):
             continue
@@ -82,6 +88,11 @@ def load(directory: str | pathlib.Path, session: Session, model: nn.Module, conf
                 party.store[param.child.child.key] = share
         elif state["shares"] is not None:
             raise CheckpointError(f"{path}: holds parameter shares, but {party.name} is not a worker")
+        if momentum and party in session.workers:
+            saved_velocities = _checked_list(state, "velocities", len(params), path)
+            for index, (param, share) in enumerate(zip(params, saved_velocities)):
+                _check_tensor(share, param.shape, f"velocities[{index}]", path)
+                velocities[index][party] = share
         saved_openings = _checked_list(state, "openings", len(batches), path)
         for index, (batch, saved) in enumerate(zip(batches, saved_openings)):
             openings[index] = _merge_opening(openings[index], _checked_opening(saved, party, session, batch.shape,
@@ -90,10 +101,22 @@ def load(directory: str | pathlib.Path, session: Session, model: nn.Module, conf
         if opening is not None:
             shares, public, value = opening
             batch.opening = Opening(Mask(shares, value), public)
+    if momentum:  # every process makes the same handles, in the same order (the keys must agree)
+        optimizer.velocities = [FixedPrecisionTensor(AdditiveSharingTensor(session, shares, param.shape), config.encoder)
+                                for param, shares in zip(params, velocities)]  # type: ignore[union-attr]
     run, epoch = _same_run_everywhere(directory, session, found)
     session.run_id = run
     session.renew_randomness(f"resumed run {run} after epoch {epoch}")
     return epoch
+
+
+def _velocity_shares(optimizer: SGD | None, party: Party, session: Session) -> list[torch.Tensor] | None:
+    """A worker's shares of the momentum velocities (None without momentum, or for other parties)."""
+    if optimizer is None or not optimizer.momentum or party not in session.workers:
+        return None
+    if any(v is None for v in optimizer.velocities):
+        raise CheckpointError("a checkpoint with momentum needs every velocity: save after a training step")
+    return [v.child.share_of(party) for v in optimizer.velocities]  # type: ignore[union-attr]
 
 
 def _read(path: pathlib.Path, party: Party, config: TrainingConfig) -> dict[str, Any]:

@@ -4,6 +4,10 @@ Defaults are the tutorial's (PySyft Part 12 bis): batch 64, 640 training and 640
 10 epochs, learning rate 0.02, seed 1, three decimal digits of precision, MSE loss on one-hot
 labels, ReLU. Alice owns the first half of the training and test batches, bob the second half:
 each shares its own batches, so neither ever sees the other's images.
+
+PRESETS hold other recommended settings: `full-mnist` trains on all 60,000 images with softmax
+cross-entropy and momentum, forgetting each batch's opening after its step so that memory does
+not grow with the dataset beyond the shares themselves.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ from torch import nn
 from .autograd import AutogradTensor
 from .data.mnist import load_mnist, load_mnist_rows, normalized_images
 from .encoding import FixedPointEncoder
+from .losses import LOSSES
+from .memory import peak_rss_by_process
 from .mpc.fixed_point import FixedPrecisionTensor
 from .mpc.session import Session
 from .mpc.sharing import AdditiveSharingTensor
@@ -42,10 +48,29 @@ class TrainingConfig:
     precision_fractional: int = 3
     base: int = 10
     activation: str = "relu"
+    loss: str = "mse"
+    momentum: float = 0.0
+    lr_drops: tuple[int, ...] = ()  # epochs from which the learning rate is divided by 10 (once per entry)
+    # Keep each training batch's opening for later epochs (fewer bytes sent), or forget it after
+    # its step and open the batch again under a fresh mask (memory that does not grow with the data).
+    keep_openings: bool = True
+    # Test after every epoch (the client then learns one test count per epoch), not only at the end.
+    test_every_epoch: bool = False
 
     def __post_init__(self) -> None:
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}")
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {sorted(LOSSES)}, got {self.loss!r}")
+        if not 0 <= self.momentum < 1:
+            raise ValueError(f"momentum must be in [0, 1), got {self.momentum}")
+        self.lr_drops = tuple(sorted(self.lr_drops))
+        if any(epoch < 2 for epoch in self.lr_drops):
+            raise ValueError(f"the learning rate can drop from epoch 2 on, got {list(self.lr_drops)}")
+
+    def lr_at(self, epoch: int) -> float:
+        """The (public) learning rate of an epoch: lr, divided by 10 at each drop reached."""
+        return self.lr * 0.1 ** sum(1 for drop in self.lr_drops if epoch >= drop)
         for name in ("batch_size", "test_batch_size", "n_train_items", "n_test_items", "epochs"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -64,6 +89,16 @@ class TrainingConfig:
     @property
     def encoder(self) -> FixedPointEncoder:
         return FixedPointEncoder(base=self.base, precision_fractional=self.precision_fractional)
+
+
+# Recommended settings by name; every flag still overrides them (see __main__).
+PRESETS: dict[str, dict] = {
+    "full-mnist": {
+        "n_train_items": 60_000, "n_test_items": 10_000, "batch_size": 64, "test_batch_size": 1000,
+        "epochs": 5, "lr": 0.02, "momentum": 0.9, "lr_drops": (4,), "loss": "cross-entropy", "activation": "relu",
+        "base": 2, "precision_fractional": 16, "keep_openings": False, "test_every_epoch": True,
+    },
+}
 
 
 def square(x):
@@ -178,6 +213,16 @@ class BatchLog:
 
 
 @dataclass
+class EpochLog:
+    epoch: int
+    seconds: float  # training only
+    loss: float | None  # mean of the batches' revealed losses (None where the loss is not seen)
+    test_seconds: float = 0.0
+    correct: int | None = None  # test count after this epoch, when tested (and seen)
+    total: int | None = None
+
+
+@dataclass
 class RunResult:
     mode: str
     correct: int | None
@@ -187,6 +232,8 @@ class RunResult:
     bytes_sent: int = 0
     rounds: int = 0
     initial_seed: int | None = None  # the seed the client used (secret with --seed secret): never sent
+    epochs: list[EpochLog] = field(default_factory=list)
+    peak_rss: dict[str, int] | None = None  # bytes, per process (parties joined by '+')
 
     @property
     def accuracy(self) -> float | None:
@@ -199,6 +246,7 @@ class RunResult:
 
 
 Callback = Callable[[BatchLog, int], None]
+EpochCallback = Callable[[EpochLog], None]
 
 
 def _revealed(value: torch.Tensor) -> float | None:
@@ -207,7 +255,8 @@ def _revealed(value: torch.Tensor) -> float | None:
 
 
 def train_encrypted(config: TrainingConfig, session: Session | None = None, on_batch: Callback | None = None,
-                    checkpoint_dir: str | None = None, resume_from: str | None = None) -> RunResult:
+                    checkpoint_dir: str | None = None, resume_from: str | None = None,
+                    on_epoch: EpochCallback | None = None) -> RunResult:
     """Train and test the tutorial's network with every value secret-shared between alice and bob.
 
     The same function runs in one process (all parties) or in each party's own process: every
@@ -220,25 +269,31 @@ def train_encrypted(config: TrainingConfig, session: Session | None = None, on_b
     test_data = private_batches(config, session, train=False)
     model = build_model(config, session)
     encrypt_parameters(model, session, config.encoder)
-    optimizer = SGD(model.parameters(), lr=config.lr)
+    optimizer = SGD(model.parameters(), lr=config.lr, momentum=config.momentum)
+    loss_function = LOSSES[config.loss]
     first_epoch = 1
     if resume_from:
-        first_epoch = checkpoints.load(resume_from, session, model, config, _inputs(train_data)) + 1
+        first_epoch = checkpoints.load(resume_from, session, model, config, _inputs(train_data), optimizer) + 1
     result = RunResult("encrypted", None, len(test_data) * config.test_batch_size,
                        initial_seed=seed if session.is_local(session.client) else None)
     before = session.comm.stats.snapshot()
     traffic_before = session.traffic_by_party()
     started = time.perf_counter()
+    correct = None
     for epoch in range(first_epoch, config.epochs + 1):
         model.train()
+        optimizer.lr = config.lr_at(epoch)
+        epoch_start = time.perf_counter()
         for index, (data, target) in enumerate(train_data):
             start = time.perf_counter()
             optimizer.zero_grad()
             output = model(data)
-            loss = ((output - target) ** 2).sum().refresh() / output.shape[0]
+            loss = loss_function(output, target)
             loss.backward()
             optimizer.step()
             loss_value = _revealed(loss.decrypt())
+            if not config.keep_openings:
+                _forget_openings(data, target)
             traffic = session.traffic_by_party()
             log = BatchLog(epoch, index, loss_value, time.perf_counter() - start,
                            _difference(traffic, traffic_before))
@@ -246,8 +301,31 @@ def train_encrypted(config: TrainingConfig, session: Session | None = None, on_b
             result.batch_logs.append(log)
             if on_batch:
                 on_batch(log, len(train_data))
+        epoch_log = EpochLog(epoch, time.perf_counter() - epoch_start,
+                             _mean_loss(result.batch_logs[-len(train_data):]))
         if checkpoint_dir:
-            checkpoints.save(checkpoint_dir, session, model, config, epoch, _inputs(train_data))
+            checkpoints.save(checkpoint_dir, session, model, config, epoch, _inputs(train_data), optimizer)
+        if config.test_every_epoch or epoch == config.epochs:
+            test_start = time.perf_counter()
+            correct = _test_encrypted(model, test_data, config.keep_openings)
+            epoch_log.test_seconds = time.perf_counter() - test_start
+            epoch_log.correct, epoch_log.total = correct, result.total
+        result.epochs.append(epoch_log)
+        if on_epoch:
+            on_epoch(epoch_log)
+    if correct is None:  # resumed after the last epoch: test what was restored
+        correct = _test_encrypted(model, test_data, config.keep_openings)
+    result.correct = correct
+    session.comm.flush()
+    result.seconds = time.perf_counter() - started
+    traffic_stats = session.comm.stats.since(before)
+    result.bytes_sent, result.rounds = traffic_stats.total_bytes(), traffic_stats.rounds
+    result.peak_rss = peak_rss_by_process(session)
+    return result
+
+
+def _test_encrypted(model: nn.Module, test_data, keep_openings: bool) -> int | None:
+    """The number of correct test predictions, revealed to the client only (None elsewhere)."""
     model.eval()
     correct = None
     with torch.no_grad():
@@ -255,13 +333,21 @@ def train_encrypted(config: TrainingConfig, session: Session | None = None, on_b
             pred = model(data).argmax(dim=1)
             hits = pred.eq(target.view_as(pred)).sum()
             correct = hits if correct is None else correct + hits
+            if not keep_openings:
+                _forget_openings(data, target)
     revealed = _revealed(correct.decrypt())
-    result.correct = None if revealed is None else int(round(revealed))
-    session.comm.flush()
-    result.seconds = time.perf_counter() - started
-    traffic_stats = session.comm.stats.since(before)
-    result.bytes_sent, result.rounds = traffic_stats.total_bytes(), traffic_stats.rounds
-    return result
+    return None if revealed is None else int(round(revealed))
+
+
+def _forget_openings(*tensors: AutogradTensor) -> None:
+    """Drop the openings of a batch's shared tensors: they are opened again under fresh masks next time."""
+    for tensor in tensors:
+        tensor.child.child.forget_opening()
+
+
+def _mean_loss(logs: list[BatchLog]) -> float | None:
+    losses = [log.loss for log in logs if log.loss is not None]
+    return sum(losses) / len(losses) if losses else None
 
 
 def _inputs(batches: list[tuple[AutogradTensor, AutogradTensor]]) -> list[AdditiveSharingTensor]:
@@ -275,30 +361,43 @@ def _difference(now, before):
     return {name: (sent - before[name][0], received - before[name][1]) for name, (sent, received) in now.items()}
 
 
-def train_plaintext(config: TrainingConfig, on_batch: Callback | None = None) -> RunResult:
-    """The same network, data, initialisation and loss in ordinary float32 PyTorch."""
+def train_plaintext(config: TrainingConfig, on_batch: Callback | None = None,
+                    on_epoch: EpochCallback | None = None) -> RunResult:
+    """The same network, data, initialisation, loss and optimizer in ordinary float32 PyTorch."""
     torch.manual_seed(config.initial_seed())
     train_data = plaintext_batches(config, train=True)
     test_data = plaintext_batches(config, train=False)
     model = Net(config.activation)
-    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr)
+    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum)
+    loss_function = LOSSES[config.loss]
     result = RunResult("plaintext", 0, len(test_data) * config.test_batch_size)
     started = time.perf_counter()
     for epoch in range(1, config.epochs + 1):
         model.train()
+        for group in optimizer.param_groups:
+            group["lr"] = config.lr_at(epoch)
+        epoch_start = time.perf_counter()
         for index, (images, labels) in enumerate(train_data):
             start = time.perf_counter()
             optimizer.zero_grad()
             output = model(images)
-            loss = ((output - one_hot(labels)) ** 2).sum() / output.shape[0]
+            loss = loss_function(output, one_hot(labels))
             loss.backward()
             optimizer.step()
             log = BatchLog(epoch, index, loss.item(), time.perf_counter() - start)
             result.batch_logs.append(log)
             if on_batch:
                 on_batch(log, len(train_data))
-    model.eval()
-    with torch.no_grad():
-        result.correct = sum(int((model(x).argmax(dim=1) == y).sum()) for x, y in test_data)
+        epoch_log = EpochLog(epoch, time.perf_counter() - epoch_start, _mean_loss(result.batch_logs[-len(train_data):]))
+        if config.test_every_epoch or epoch == config.epochs:
+            test_start = time.perf_counter()
+            model.eval()
+            with torch.no_grad():
+                result.correct = sum(int((model(x).argmax(dim=1) == y).sum()) for x, y in test_data)
+            epoch_log.test_seconds = time.perf_counter() - test_start
+            epoch_log.correct, epoch_log.total = result.correct, result.total
+        result.epochs.append(epoch_log)
+        if on_epoch:
+            on_epoch(epoch_log)
     result.seconds = time.perf_counter() - started
     return result

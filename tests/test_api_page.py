@@ -412,7 +412,7 @@ def test_the_checker_catches_a_wrong_signature(tmp_path: Path) -> None:
     page.write_text(
         "```pyi\n# secure_mnist\n"
         "def share_batch(batch: torch.Tensor, session: Session) -> AutogradTensor: ...\n"
-        "class SGD:\n    def __init__(self, params: Iterable[AutogradTensor], lr: float = 0.1) -> None: ...\n"
+        "class SGD:\n    def __init__(self, params: Iterable[AutogradTensor], lr: float = 0.1, momentum: float = 0.0) -> None: ...\n"
         "@dataclass\nclass FixedPointEncoder:\n    base: int = 10\n"
         "```\n",
         encoding="utf-8",

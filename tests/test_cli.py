@@ -58,3 +58,46 @@ def test_bad_arguments_get_a_clear_message(argv, message, capsys, monkeypatch):
         main(argv)
     assert exit_.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_full_mnist_preset_on_a_small_subset(tmp_path):
+    """The preset's settings, overridden down to 256 images and one epoch (a full run takes minutes)."""
+    from results_log import check_results_log
+
+    log = tmp_path / "log.json"
+    done = run("train", "--preset", "full-mnist", "--n-train-items", "256", "--n-test-items", "256",
+               "--test-batch-size", "128", "--epochs", "1", "--log-json", str(log))
+    assert done.returncode == 0, done.stderr
+    assert "Epoch 1: mean loss " in done.stdout and "test " in done.stdout
+    assert "Test set: Accuracy: " in done.stdout and "/256 (" in done.stdout
+    assert "Peak memory (RSS): alice+bob+crypto_provider+me " in done.stdout
+    assert "Plaintext PyTorch, same seed, data and initialisation:" in done.stdout
+    data = json.loads(log.read_text())
+    check_results_log(data)
+    assert data["command"] == ("python -m secure_mnist train --preset full-mnist --n-train-items 256 "
+                               f"--n-test-items 256 --test-batch-size 128 --epochs 1 --log-json {log}")
+    config = data["config"]
+    assert (config["loss"], config["momentum"], config["keep_openings"], config["base"]) == ("cross-entropy", 0.9, False, 2)
+    assert config["n_train_items"] == 256 and config["epochs"] == 1  # the flags won over the preset
+
+
+def test_bench_with_cross_entropy_reports_the_losss_share():
+    done = run("bench", "--repeats", "2", "--json", "--activation", "relu", "--loss", "cross-entropy")
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    relu = data["encrypted"]["relu"]
+    assert data["loss"] == "cross-entropy"
+    assert 0 < relu["loss_ms"] < relu["median_ms"] and relu["rounds_per_step"] > 60
+    assert {"comparisons", "linear layers (matmul)", "truncation"} <= set(relu["breakdown_ms"])
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--momentum", "1.5"], "momentum must be in [0, 1)"),
+    (["train", "--loss", "hinge"], "invalid choice: 'hinge'"),
+    (["train", "--preset", "imagenet"], "invalid choice: 'imagenet'"),
+])
+def test_bad_training_settings_get_a_clear_message(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    assert message in capsys.readouterr().err

@@ -129,6 +129,19 @@ class AdditiveSharingTensor:
         return AdditiveSharingTensor(self.session, {w: s + zeros[w] for w, s in self.local_shares().items()},
                                      self.shape)
 
+    def forget_opening(self) -> None:
+        """Drop the opening kept for this tensor and for every reshaping of it (see `Opening`).
+
+        What keeping saves is one opening per later use; what it costs is a mask share and an
+        opened value per worker, as large as the tensor. A dataset's batches kept opened would
+        double the memory the shares take; forgotten, each is opened again under a fresh mask the
+        next time it is used (never under the old one: the mask is gone with the opening).
+        """
+        self.opening = None
+        views, self._views = self._views, None
+        for view in (views or {}).values():
+            view.forget_opening()
+
     def __repr__(self) -> str:
         return f"[AdditiveSharingTensor shape={tuple(self.shape)} held by {self.session.describe()}]"
 

@@ -21,6 +21,7 @@ import torch
 
 from ...profiling import timed
 from ..opening import Mask, Opening
+from ..ring import ring_op
 from ..provider.dealer import Bilinear, mask_products, random_masks
 from ..shapes import output_shape_of
 from ..sharing import AdditiveSharingTensor, open_masked, record_opening
@@ -57,8 +58,8 @@ def beaver_products(products: Sequence[Product]) -> list[AdditiveSharingTensor]:
         for worker in session.local_workers:
             e, f = x.opening.public[worker], y.opening.public[worker]  # type: ignore[union-attr]
             b = y.opening.mask.shares[worker]  # type: ignore[union-attr]
-            share = op(x.share_of(worker), f)
-            share += op(e, b)
+            share = ring_op(op)(x.share_of(worker), f)
+            share += ring_op(op)(e, b)
             share += triples_c[worker][index]
             shares[worker] = share
         results.append(AdditiveSharingTensor(session, shares, output_shape_of(op, x.shape, y.shape)))
@@ -90,3 +91,9 @@ def matmuls(pairs: Sequence[tuple[AdditiveSharingTensor, AdditiveSharingTensor]]
 def muls(pairs: Sequence[tuple[AdditiveSharingTensor, AdditiveSharingTensor]]) -> list[AdditiveSharingTensor]:
     """Several independent elementwise products in one round."""
     return beaver_products([(x, y, torch.mul) for x, y in pairs])
+
+
+@timed("linear layers (matmul)")
+def bilinears(products: Sequence[Product]) -> list[AdditiveSharingTensor]:
+    """Products by other bilinear maps (a convolution of input and weight, its gradients), one round."""
+    return beaver_products(products)

@@ -17,6 +17,7 @@ import torch
 from ...parties import Worker
 from ...profiling import timed
 from ..opening import Mask
+from ..ring import ring_op
 from ..session import Session
 from ..shapes import broadcast_shapes, output_shape_of
 
@@ -33,6 +34,7 @@ def correlated_randomness(session: Session, n_random: int, n_derived: int, deriv
     random bits (XOR-shared) instead of random words. derive(r) is always shared as `sharing` says,
     except that with random bits it is shared additively (a bit in both sharings).
     """
+    session.require_provider()
     dealer = session.provider
     first = session.first
     join = torch.bitwise_xor if sharing == "xor" or random_bits else torch.add
@@ -101,7 +103,7 @@ def mask_products(session: Session, products: Sequence[tuple[Mask, Mask, Bilinea
     sizes = [_numel(shape) for shape in out_shapes]
 
     def products_at_dealer(_: torch.Tensor) -> torch.Tensor:
-        return torch.cat([op(a.value, b.value).reshape(-1) for a, b, op in products])  # type: ignore[arg-type]
+        return torch.cat([ring_op(op)(a.value, b.value).reshape(-1) for a, b, op in products])  # type: ignore[arg-type]
 
     dealt = correlated_randomness(session, 0, sum(sizes), products_at_dealer)
     return {w: [part.view(shape) for part, shape in zip(c.split(sizes), out_shapes)] for w, (_, c) in dealt.items()}

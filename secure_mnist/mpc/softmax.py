@@ -1,0 +1,132 @@
+"""Softmax and cross-entropy on secret-shared logits, with nothing revealed on the way.
+
+softmax(x)_i = e^(x_i - m) / sum_j e^(x_j - m), with m the row's maximum:
+
+1. m by a tournament of ReLUs, max(a, b) = b + relu(a - b): ceil(log2 C) comparison rounds
+   for C classes, and nobody learns which class won.
+2. d = x - m is <= 0, and exactly 0 at the maximum (the tournament is exact), so exp only
+   needs the range [lower, 0]: below lower = -(ln(scale) + 1), e^d is under half an ulp and
+   the input is clipped there.
+3. s = sum_j e^(d_j) lies in [1, C] (up to exp's error): a known range, so Newton's reciprocal
+   starts well and needs no normalisation.
+4. p = e^d * (1/s).
+
+Cross-entropy with one-hot (shared) labels y is log s - sum_i y_i d_i, the log-sum-exp form:
+the log is needed on [1, C] only, never of a probability near 0. Its gradient with respect to
+the logits is p - y, on shares like everything else.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+
+from ..encoding import FixedPointEncoder
+from ..profiling import timed
+from . import approximations as approx
+from .fixed_point import FixedPrecisionTensor, products_together
+
+
+LOSS_CATEGORY = "softmax and cross-entropy"
+
+
+@dataclass(frozen=True)
+class SoftmaxPlan:
+    """The public choices for C classes at one precision, the rounds, and the error bounds."""
+
+    classes: int
+    exp: approx.ExpPlan
+    reciprocal: approx.ReciprocalPlan
+    log: approx.LogPlan
+    max_rounds: int  # the tournament
+    max_error: float  # of each probability, absolute
+    loss_error: float  # of each row's cross-entropy, absolute
+
+    @property
+    def rounds(self) -> int:
+        """Rounds of a softmax: tournament, clip, exp, reciprocal, the product p = e / s."""
+        return self.max_rounds + approx.COMPARISON_ROUNDS + self.exp.rounds + self.reciprocal.rounds + 1
+
+
+@lru_cache(maxsize=16)
+def softmax_plan(classes: int, encoder: FixedPointEncoder) -> SoftmaxPlan:
+    if classes < 2:
+        raise ValueError(f"softmax needs at least 2 classes, got {classes}")
+    ulp = 1.0 / encoder.scale
+    lower = -float(math.ceil(math.log(encoder.scale)) + 1)  # e^lower < ulp / e
+    exp_plan = approx.exp_plan(lower, 0.0, encoder)
+    e = exp_plan.max_error + math.exp(lower)  # clipped inputs: the true e^d is smaller still
+    # s = e^0 + (C - 1) terms in [0, 1], each off by at most e
+    s_lower, s_upper = 1.0 - e, classes * (1.0 + e)
+    reciprocal_plan = approx.reciprocal_plan(s_lower, s_upper, encoder)
+    log_plan = approx.log_plan(s_lower, s_upper, encoder)
+    # p~ = (e_i + a)(1/s~ + b) + c with |a| <= e, |s~ - s| <= C e, |b| <= reciprocal error, |c| <= ulp:
+    # |p~ - p| <= (e + p C e) / s~ + (1 + e) b + ulp, and p <= 1, s~ >= 1 - e.
+    error = (e * (1 + classes)) / s_lower + (1 + e) * reciprocal_plan.max_error + ulp
+    # loss = log s~ - y.d~: log's error, log's change with s (|ds| / s <= C e / s_lower), the product y.d
+    loss_error = log_plan.max_error + classes * e / s_lower + ulp
+    tournament = math.ceil(math.log2(classes)) * approx.COMPARISON_ROUNDS
+    return SoftmaxPlan(classes, exp_plan, reciprocal_plan, log_plan, tournament, error, loss_error)
+
+
+def row_max(x: FixedPrecisionTensor) -> FixedPrecisionTensor:
+    """The maximum along the last dimension (kept, size 1), exactly: a tournament of ReLUs."""
+    x._require_shared("max")
+    values = x
+    while values.shape[-1] > 1:
+        pairs = values.shape[-1] // 2 * 2
+        left, right = values[..., 0:pairs:2], values[..., 1:pairs:2]
+        winners = right + (left - right).relu()  # max(left, right), both ReLUs of a level at once
+        if values.shape[-1] > pairs:
+            winners = _cat_last(winners, values[..., pairs:])
+        values = winners
+    return values
+
+
+@dataclass
+class SoftmaxParts:
+    """What softmax computes on the way, kept for the loss and the gradient."""
+
+    probabilities: FixedPrecisionTensor
+    total: FixedPrecisionTensor  # s = sum_j e^(d_j), in [1, C], shape (..., 1)
+    picked: FixedPrecisionTensor | None  # sum_i y_i d_i per row, when one-hot targets were given
+
+
+def softmax_parts(x: FixedPrecisionTensor, one_hot: FixedPrecisionTensor | None = None) -> SoftmaxParts:
+    """softmax along the last dimension; with one-hot targets, also y . d (in the same round as p)."""
+    plan = softmax_plan(x.shape[-1], x.encoder)
+    shifted = x - row_max(x)
+    exps = approx.exp(approx.clip(shifted, lower=plan.exp.lower), plan.exp.lower, 0.0, clip_input=False)
+    total = exps.sum(-1, keepdim=True)
+    inverse = approx.reciprocal(total, plan.reciprocal.lower, plan.reciprocal.upper, clip_input=False)
+    probabilities, picked = products_together([(exps, inverse),
+                                               (one_hot, shifted) if one_hot is not None else None])
+    return SoftmaxParts(probabilities, total, None if picked is None else picked.sum(-1))  # type: ignore[arg-type]
+
+
+def softmax(x: FixedPrecisionTensor) -> FixedPrecisionTensor:
+    """softmax along the last dimension, within softmax_plan(C, encoder).max_error per entry."""
+    return softmax_parts(x).probabilities
+
+
+@timed(LOSS_CATEGORY, within=True)
+def cross_entropy(x: FixedPrecisionTensor, one_hot: FixedPrecisionTensor) -> tuple[FixedPrecisionTensor, FixedPrecisionTensor]:
+    """(the mean cross-entropy over the rows, still shared; the probabilities, for the gradient).
+
+    Each row's loss is log s - sum_i y_i d_i, within softmax_plan(C, encoder).loss_error.
+    """
+    if one_hot.shape != x.shape:
+        raise ValueError(f"cross_entropy needs one-hot targets shaped like the logits: {tuple(one_hot.shape)} "
+                         f"and {tuple(x.shape)}")
+    plan = softmax_plan(x.shape[-1], x.encoder)
+    parts = softmax_parts(x, one_hot)
+    log_total = approx.log(parts.total, plan.log.lower, plan.log.upper, clip_input=False)
+    per_row = log_total.squeeze(-1) - parts.picked  # type: ignore[operator]
+    return per_row.mean(), parts.probabilities
+
+
+def _cat_last(x: FixedPrecisionTensor, y: FixedPrecisionTensor) -> FixedPrecisionTensor:
+    import torch
+
+    return x._wrap(x.child.zip(y.child, lambda a, b: torch.cat([a, b], dim=-1)))  # type: ignore[union-attr]
