@@ -17,7 +17,7 @@ import hmac
 import secrets
 import struct
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from hashlib import sha256
 
 import torch
@@ -82,13 +82,13 @@ def _hkdf(ikm: bytes, salt: bytes | None, info: bytes, length: int) -> bytes:
 # -- key agreement ---------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class PairKeys:
-    """What one party derived for its link with one peer."""
+    """What one party derived for its link with one peer (the keys stay out of its repr and logs)."""
 
     peer: str
-    send: bytes  # me -> peer
-    receive: bytes  # peer -> me
-    my_confirmation: bytes  # proves to the peer that I hold the token and my key
-    peer_confirmation: bytes  # what the peer must send, if it holds the token
+    send: bytes = field(repr=False)  # me -> peer
+    receive: bytes = field(repr=False)  # peer -> me
+    my_confirmation: bytes = field(repr=False)  # proves to the peer that I hold the token and my key
+    peer_confirmation: bytes = field(repr=False)  # what the peer must send, if it holds the token
 
     def accepts(self, confirmation: bytes) -> bool:
         return hmac.compare_digest(confirmation, self.peer_confirmation)
