@@ -279,7 +279,7 @@ def train_encrypted(config: TrainingConfig, session: Session | None = None, on_b
     before = session.comm.stats.snapshot()
     traffic_before = session.traffic_by_party()
     started = time.perf_counter()
-    correct = None
+    correct, tested = None, False  # the count is None outside the client's process: track testing apart
     for epoch in range(first_epoch, config.epochs + 1):
         model.train()
         optimizer.lr = config.lr_at(epoch)
@@ -307,13 +307,13 @@ def train_encrypted(config: TrainingConfig, session: Session | None = None, on_b
             checkpoints.save(checkpoint_dir, session, model, config, epoch, _inputs(train_data), optimizer)
         if config.test_every_epoch or epoch == config.epochs:
             test_start = time.perf_counter()
-            correct = _test_encrypted(model, test_data, config.keep_openings)
+            correct, tested = _test_encrypted(model, test_data, config.keep_openings), True
             epoch_log.test_seconds = time.perf_counter() - test_start
             epoch_log.correct, epoch_log.total = correct, result.total
         result.epochs.append(epoch_log)
         if on_epoch:
             on_epoch(epoch_log)
-    if correct is None:  # resumed after the last epoch: test what was restored
+    if not tested:  # resumed after the last epoch: test what was restored
         correct = _test_encrypted(model, test_data, config.keep_openings)
     result.correct = correct
     session.comm.flush()
