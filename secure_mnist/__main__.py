@@ -1,4 +1,4 @@
-"""Command line: `python -m secure_mnist train | bench | party`."""
+"""Command line: `python -m secure_mnist train | bench | party | infer-cnn`."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import json
 import os
 import shlex
 import sys
+import time
 from dataclasses import replace
 
 from tqdm import tqdm
@@ -65,6 +66,17 @@ def _process_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--master", default=None, help="HOST:PORT of the rendezvous (processes; default: a free local port)")
     parser.add_argument("--timeout", type=float, default=60.0,
                         help="seconds without an answer after which a party counts as lost (processes)")
+    _channel_arguments(parser)
+
+
+def _channel_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--token", default=None,
+                        help="the run's join secret, the same for every party (default: $SECURE_MNIST_TOKEN; "
+                             "train and bench draw a random one for the parties they start). Prefer the "
+                             "environment variable: other users of the machine can read arguments with ps")
+    parser.add_argument("--insecure-channel", action="store_true",
+                        help="send messages between processes unencrypted and unauthenticated: only to "
+                             "measure what the encrypted channel costs, or to see what a capture reveals")
 
 
 def _forwarded(args: argparse.Namespace) -> list[str]:
@@ -86,6 +98,8 @@ def _forwarded(args: argparse.Namespace) -> list[str]:
     for name in ("checkpoint", "resume"):
         if getattr(args, name, None):
             out += [f"--{name}", getattr(args, name)]
+    if args.insecure_channel:  # the token is never forwarded here: it goes in the environment
+        out.append("--insecure-channel")
     return out
 
 
@@ -226,38 +240,43 @@ def _wants_plaintext(args: argparse.Namespace) -> bool:
 def _train(args: argparse.Namespace) -> int:
     if args.parties == "in-process":
         return _run_training(args)
-    from .launch import party_session, run_with_local_parties
+    from .launch import join_token, party_session, run_with_local_parties
+
+    token = join_token(args.token, args.insecure_channel, spawns_parties=True)
 
     def client(master: str) -> int:
-        session = party_session("me", master, _config(args), args.timeout, args.crypto_seed)
+        session = party_session("me", master, _config(args), args.timeout, args.crypto_seed, token)
         try:
             return _run_training(args, session)
         finally:
             session.comm.close()
 
-    return run_with_local_parties("train", _forwarded(args), client, args.timeout, args.master)
+    return run_with_local_parties("train", _forwarded(args), client, args.timeout, args.master, token)
 
 
 def _bench(args: argparse.Namespace) -> int:
     from . import bench
 
     if args.parties == "processes":
-        from .launch import party_session, run_with_local_parties
+        from .launch import join_token, party_session, run_with_local_parties
+
+        token = join_token(args.token, args.insecure_channel, spawns_parties=True)
 
         def client(master: str) -> dict:
-            session = party_session("me", master, _config(args), args.timeout, args.crypto_seed)
+            session = party_session("me", master, _config(args), args.timeout, args.crypto_seed, token)
             try:
                 return bench.process_benchmark_job(session, _config(args), args.repeats)
             finally:
                 session.comm.close()
 
         measured = run_with_local_parties("bench", _forwarded(args) + ["--repeats", str(args.repeats)], client,
-                                          args.timeout, args.master)
+                                          args.timeout, args.master, token)
         plaintext_ms = bench.plaintext_median_ms(_config(args))
         if args.json:
             print(json.dumps({"parties": "processes", "plaintext_ms": plaintext_ms, "encrypted_ms": measured["step_ms"],
                               "ratio": measured["step_ms"] / plaintext_ms, "rounds_per_step": measured["rounds_per_step"],
                               "cpu_ms_per_step": bench.cpu_ms_per_step(measured, args.repeats), "cores": os.cpu_count(),
+                              "channel": bench.channel_cost(measured, args.repeats),
                               "per_party": {n: t.__dict__ | {"computing": t.computing} for n, t in measured["parties"].items()}},
                              indent=2))
         else:
@@ -271,13 +290,15 @@ def _bench(args: argparse.Namespace) -> int:
 
 def _party(args: argparse.Namespace) -> int:
     """One party of a multi-process run (started by `train --parties processes`, by hand, or by torchrun)."""
-    from .launch import party_from_environment, party_session
+    from .launch import check_party, join_token, party_from_environment, party_session
 
     name, master = (party_from_environment() if args.name == "auto" else (args.name, args.master))
+    check_party(name)
     if not master:
         raise ValueError("party needs --master HOST:PORT (or 'auto' under torchrun)")
+    token = join_token(args.token, args.insecure_channel, spawns_parties=False)
     config = _config(args)
-    session = party_session(name, master, config, args.timeout, args.crypto_seed)
+    session = party_session(name, master, config, args.timeout, args.crypto_seed, token)
     try:
         if name == "me":  # the client started by hand: it drives and reports
             args.parties, args.quiet, args.no_plaintext, args.json = "processes", False, not args.plaintext, None
@@ -300,6 +321,37 @@ def _party(args: argparse.Namespace) -> int:
     finally:
         session.comm.close()
     return 0
+
+
+def _infer_cnn(args: argparse.Namespace) -> int:
+    """Train a small CNN in plaintext, then predict encrypted, PySyft-style; compare."""
+    from .inference import encrypted_inference, mnist_test_set, train_plaintext_cnn
+
+    started = time.perf_counter()
+    model = train_plaintext_cnn(args.n_train_items, args.epochs, seed=args.seed)
+    trained = time.perf_counter() - started
+    images, labels = mnist_test_set(args.n_test_items)
+    result = encrypted_inference(model, images, labels, args.batch_size, args.precision_fractional, args.base)
+    if args.json:
+        print(json.dumps({**result.to_dict(), "training_seconds": trained, "torch_threads": torch_threads()}, indent=2))
+        return 0
+    n = result.n_images
+    print(f"SmallCNN (conv 5x5 1->8, ReLU, max-pool 2, linear 1152->10) trained in plaintext on "
+          f"{args.n_train_items} images, {args.epochs} epoch(s), in {trained:.1f} s")
+    print(f"Encrypted inference on {n} test images ({result.precision}, batches of {args.batch_size}, "
+          f"{torch_threads()} torch threads):")
+    print(f"  predictions equal to plaintext: {result.agree}/{n} ({100 * result.agreement:.2f}%)")
+    print(f"  accuracy: plaintext {result.plaintext_correct}/{n}, encrypted {result.encrypted_correct}/{n}")
+    print(f"  time: {result.seconds:.1f} s, {result.ms_per_image:.1f} ms per image "
+          f"(processor time {result.cpu_ms_per_image:.1f} ms per image, all parties); "
+          f"{result.bytes_sent / n / 1e3:.0f} kB sent per image")
+    return 0
+
+
+def torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -343,8 +395,20 @@ def main(argv: list[str] | None = None) -> int:
     party.add_argument("--resume", metavar="DIR")
     party.add_argument("--plaintext", action="store_true",
                        help="(the client only) also train in plaintext, which loads every owner's data here")
+    _channel_arguments(party)
     _training_arguments(party)
     party.set_defaults(run=_party)
+    infer = commands.add_parser("infer-cnn", help="encrypted inference of a plaintext-trained CNN, PySyft-style, "
+                                "compared with plaintext", formatter_class=defaults)
+    infer.add_argument("--n-train-items", type=int, default=60000, help="plaintext training images")
+    infer.add_argument("--epochs", type=int, default=1, help="plaintext training epochs")
+    infer.add_argument("--seed", type=int, default=0, help="seeds the plaintext training")
+    infer.add_argument("--n-test-items", type=int, default=1000, help="test images predicted encrypted")
+    infer.add_argument("--batch-size", type=int, default=100, help="images per encrypted batch")
+    infer.add_argument("--precision-fractional", type=int, default=3)
+    infer.add_argument("--base", type=int, default=10, help="fixed-point base (10: PySyft's, 2: binary)")
+    infer.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    infer.set_defaults(run=_infer_cnn)
     args = parser.parse_args(argv)
     if getattr(args, "preset", None):  # the preset's values become the defaults; given flags still win
         settings = dict(PRESETS[args.preset])

@@ -183,13 +183,19 @@ class PartyTiming:
     seconds: float
     waiting: float
     serializing: float
-    bytes_sent: int
+    bytes_sent: int  # the protocol's payloads, as in one process
     bytes_received: int
     cpu: float  # processor time this process used (all threads): what it cost, waiting excluded
+    channel: float = 0.0  # sealing and opening messages (AES-GCM), by the clock
+    overhead_bytes: int = 0  # what the channel added to the payloads sent: one tag per message
+    setup_bytes: int = 0  # hello and handshake, sent once per run
 
     @property
     def computing(self) -> float:
-        return self.seconds - self.waiting - self.serializing
+        return self.seconds - self.waiting - self.serializing - self.channel
+
+
+WARM_UP_STEPS = 2
 
 
 def process_benchmark_job(session: Session, config: TrainingConfig, repeats: int) -> dict | None:
@@ -199,11 +205,12 @@ def process_benchmark_job(session: Session, config: TrainingConfig, repeats: int
                       else placeholder_batches(config, train=True)[0])
     step, _ = _encrypted_step(config, images, one_hot(labels), session)
     comm = session.comm
-    for _ in range(2):
+    for _ in range(WARM_UP_STEPS):
         step()
     comm.flush()
     before = comm.stats.snapshot()
-    waiting0, serializing0 = comm.seconds_waiting, comm.seconds_serializing
+    waiting0, serializing0, channel0, overhead0 = (comm.seconds_waiting, comm.seconds_serializing,
+                                                   comm.channel_seconds, comm.overhead_bytes_sent)
     times = []
     started, cpu_started = time.perf_counter(), time.process_time()
     for _ in range(repeats):
@@ -215,20 +222,38 @@ def process_benchmark_job(session: Session, config: TrainingConfig, repeats: int
     me = next(p for p in session.parties() if session.is_local(p))
     traffic = comm.stats.since(before)
     own = torch.tensor([total, comm.seconds_waiting - waiting0, comm.seconds_serializing - serializing0,
-                        traffic.bytes_sent[me.name], traffic.bytes_received[me.name], cpu], dtype=torch.float64)
+                        traffic.bytes_sent[me.name], traffic.bytes_received[me.name], cpu,
+                        comm.channel_seconds - channel0, comm.overhead_bytes_sent - overhead0, comm.setup_bytes_sent],
+                       dtype=torch.float64)
     if me is not session.client:
         comm.send_untracked(me.name, session.client.name, own)
         return None
     timings = {me.name: PartyTiming(*own.tolist())}
     for party in session.parties():
         if party is not me:
-            timings[party.name] = PartyTiming(*comm.recv_untracked(me.name, party.name, (6,), torch.float64).tolist())
-    return {"step_ms": statistics.median(times) * 1e3, "rounds_per_step": traffic.rounds // repeats, "parties": timings}
+            timings[party.name] = PartyTiming(*comm.recv_untracked(me.name, party.name, own.shape, torch.float64).tolist())
+    return {"step_ms": statistics.median(times) * 1e3, "rounds_per_step": traffic.rounds // repeats, "parties": timings,
+            "cipher": comm.cipher}
 
 
 def cpu_ms_per_step(measured: dict, repeats: int) -> float:
     """Processor time all parties used per step, together."""
     return 1e3 * sum(t.cpu for t in measured["parties"].values()) / repeats
+
+
+def channel_cost(measured: dict, repeats: int) -> dict:
+    """What the encrypted channel costs per step, all parties together: time in AES-GCM, the tags'
+    bytes, and the one-time hello and handshake spread over every step this bench ran."""
+    parties = measured["parties"].values()
+    steps = WARM_UP_STEPS + repeats
+    setup = sum(t.setup_bytes for t in parties)
+    payload = sum(t.bytes_sent for t in parties) / repeats
+    overhead = sum(t.overhead_bytes for t in parties) / repeats
+    return {"cipher": measured.get("cipher", "unknown"),
+            "aead_ms_per_step": 1e3 * sum(t.channel for t in parties) / repeats,
+            "aead_ms_per_step_by_party": {name: 1e3 * t.channel / repeats for name, t in measured["parties"].items()},
+            "overhead_bytes_per_step": overhead, "payload_bytes_per_step": payload,
+            "setup_bytes": int(setup), "setup_bytes_per_step": setup / steps, "steps": steps}
 
 
 def format_process_report(plaintext_ms: float, measured: dict, repeats: int, config: TrainingConfig,
@@ -241,11 +266,13 @@ def format_process_report(plaintext_ms: float, measured: dict, repeats: int, con
         f"(gloo, {repeats} steps)",
         f"  plaintext PyTorch step: median {plaintext_ms:.3f} ms",
         f"  encrypted step: median {measured['step_ms']:.2f} ms, ratio {ratio:.1f}x plaintext",
-        "  per party, per step: computing / serializing / waiting (wall clock), CPU time, bytes sent / received",
+        "  per party, per step: computing / serializing / channel / waiting (wall clock), CPU time, "
+        "bytes sent / received",
     ]
     for name, t in measured["parties"].items():
         per = 1e3 / repeats
-        lines.append(f"    {name:<16} {t.computing * per:7.2f} / {t.serializing * per:5.2f} / {t.waiting * per:7.2f} ms, CPU {t.cpu * per:6.2f} ms"
+        lines.append(f"    {name:<16} {t.computing * per:7.2f} / {t.serializing * per:5.2f} / {t.channel * per:5.2f} / "
+                     f"{t.waiting * per:7.2f} ms, CPU {t.cpu * per:6.2f} ms"
                      f"   {t.bytes_sent / repeats / 1e6:6.2f} / {t.bytes_received / repeats / 1e6:6.2f} MB")
     cpu_ms = cpu_ms_per_step(measured, repeats)
     lines.append(f"  all parties together: {cpu_ms:.2f} ms of CPU per step")
@@ -253,6 +280,15 @@ def format_process_report(plaintext_ms: float, measured: dict, repeats: int, con
         floor = cpu_ms / cores
         lines.append(f"    shared by {cores} cores, no step can be shorter than {floor:.2f} ms "
                      f"({floor / plaintext_ms:.1f}x plaintext), however well the parties take turns")
+    cost = channel_cost(measured, repeats)
+    if cost["cipher"] == "none":
+        lines.append("  channel: none (--insecure-channel): messages travel unencrypted and unauthenticated")
+    else:
+        share = cost["overhead_bytes_per_step"] / cost["payload_bytes_per_step"] if cost["payload_bytes_per_step"] else 0.0
+        lines.append(f"  channel ({cost['cipher']}), per step, all parties: {cost['aead_ms_per_step']:.2f} ms sealing "
+                     f"and opening; {cost['overhead_bytes_per_step']:.0f} bytes of tags ({100 * share:.2f}% of the "
+                     f"payload); handshake {cost['setup_bytes']} bytes once per run, "
+                     f"{cost['setup_bytes_per_step']:.0f} per step over the {cost['steps']} steps of this bench")
     return "\n".join(lines)
 
 

@@ -65,6 +65,8 @@ class FixedPointEncoder:
         return (SAFE_LIMIT - 1) / self.scale
 
     def describe(self) -> str:
+        if self.precision_fractional == 0:
+            return "integers (no fractional digits)"
         if self.base == 2:
             return f"{self.precision_fractional} fractional bits"
         return f"base {self.base}, {self.precision_fractional} fractional digits"

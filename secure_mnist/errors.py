@@ -10,7 +10,8 @@ class FixedPointOverflowError(SecureMNISTError, OverflowError):
 
 
 class EncodingError(SecureMNISTError, ValueError):
-    """A value cannot be encoded at all (NaN or infinity)."""
+    """A value cannot be encoded faithfully: NaN or infinity, or a public factor or divisor the
+    precision would round away (see mpc/public.py)."""
 
 
 class PrecisionMismatchError(SecureMNISTError, ValueError):

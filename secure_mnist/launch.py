@@ -18,6 +18,7 @@ from collections.abc import Sequence
 
 import torch
 
+from .communicator.channel import new_token, token_key
 from .communicator.distributed import DistributedCommunicator, PartyLostError
 from .errors import SetupError
 from .mpc.session import Session
@@ -25,6 +26,30 @@ from .training import TrainingConfig
 
 PARTIES = ("me", "alice", "bob", "crypto_provider")
 DEFAULT_TIMEOUT = 60.0
+TOKEN_VARIABLE = "SECURE_MNIST_TOKEN"
+
+
+def join_token(given: str | None, insecure: bool, spawns_parties: bool) -> str | None:
+    """The join secret this process runs with, or None with --insecure-channel.
+
+    --token, else the environment variable; a launcher that spawns the other parties itself draws
+    a random one and hands it to them through their environment (never their arguments, which
+    any user of the machine can read with ps). A party started by hand must be given one.
+    """
+    if insecure:
+        if given:
+            raise ValueError("--token and --insecure-channel contradict each other: choose one")
+        return None
+    token = given or os.environ.get(TOKEN_VARIABLE)
+    if token:
+        token_key(token)  # too short: a clear error now, not at the handshake
+        return token
+    if spawns_parties:
+        return new_token()
+    raise ValueError(f"a party started by hand needs the run's join token: give every party the same one in "
+                     f"the environment variable {TOKEN_VARIABLE} (or with --token, which other users of the "
+                     f"machine can see in ps); make one with: python -c \"import secrets; "
+                     f"print(secrets.token_urlsafe(32))\"")
 
 
 def free_port() -> int:
@@ -33,24 +58,31 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def party_session(name: str, master: str, config: TrainingConfig, timeout: float, crypto_seed: int | None) -> Session:
-    """This process's view of the session: it runs party `name` and talks to the others over gloo."""
+def check_party(name: str) -> None:
     if name not in PARTIES:
         raise ValueError(f"unknown party {name!r}: choose one of {', '.join(PARTIES)}")
+
+
+def party_session(name: str, master: str, config: TrainingConfig, timeout: float, crypto_seed: int | None,
+                  token: str | None) -> Session:
+    """This process's view of the session: it runs party `name` and talks to the others over gloo,
+    through the channel the token authenticates (unencrypted if the token is None)."""
+    check_party(name)
     # Several parties share this machine's cores: one thread each, or their thread pools fight.
     torch.set_num_threads(int(os.environ.get("SECURE_MNIST_THREADS", "1")))
     # The workers talk to each other directly; the client and the crypto provider wait on them.
     # Giving the waiters twice as long means the party next to a hung one notices first, and the
     # first failure reported names the right party.
     waits_on_others = name in ("me", "crypto_provider")
-    comm = DistributedCommunicator(name, PARTIES, master, 2 * timeout if waits_on_others else timeout)
+    comm = DistributedCommunicator(name, PARTIES, master, 2 * timeout if waits_on_others else timeout, token)
     check_same_settings(comm, config, crypto_seed)
     return Session(workers=("alice", "bob"), crypto_provider="crypto_provider", client="me",
                    encoder=config.encoder, communicator=comm, seed=crypto_seed)
 
 
 def check_same_settings(comm: DistributedCommunicator, config: TrainingConfig, crypto_seed: int | None) -> None:
-    """All four processes must run the same program: compare their settings before anything else."""
+    """All four processes must run the same program: compare their settings before anything else
+    (over the sealed channel: only parties that proved they hold the token see them)."""
     mine = json.dumps({**config.__dict__, "crypto_seed": crypto_seed}, sort_keys=True)
     settings = comm.agree("settings", mine)
     differ = sorted(party for party, theirs in settings.items() if theirs != settings[PARTIES[0]])
@@ -78,14 +110,19 @@ def party_from_environment() -> tuple[str, str]:
 class LocalParties:
     """Spawn alice, bob and the crypto provider as child processes on this machine."""
 
-    def __init__(self, job: str, forwarded_args: Sequence[str], master: str, timeout: float) -> None:
+    def __init__(self, job: str, forwarded_args: Sequence[str], master: str, timeout: float,
+                 token: str | None) -> None:
         self.master = master
         self.timeout = timeout
         self.children: dict[str, subprocess.Popen] = {}
+        environment = {**os.environ, TOKEN_VARIABLE: token} if token else os.environ.copy()
+        if not token:
+            environment.pop(TOKEN_VARIABLE, None)
         for name in PARTIES[1:]:
             command = [sys.executable, "-m", "secure_mnist", "party", name, "--job", job, "--master", master,
                        "--timeout", str(timeout), *forwarded_args]
-            self.children[name] = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            self.children[name] = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                                   env=environment)
 
     def failures(self) -> list[str]:
         """Children that exited with an error, with the last line of what they said."""
@@ -122,10 +159,14 @@ def watch(parties: LocalParties, done: threading.Event) -> None:
 
 
 def run_with_local_parties(job: str, forwarded_args: Sequence[str], run_client, timeout: float = DEFAULT_TIMEOUT,
-                           master: str | None = None):
-    """Spawn the three other parties, run the client here, and report any party that failed."""
+                           master: str | None = None, token: str | None = None):
+    """Spawn the three other parties, run the client here, and report any party that failed.
+
+    `run_client(master)` runs the client; the children get `token` in their environment (None:
+    --insecure-channel, which must then be among `forwarded_args`).
+    """
     master = master or f"127.0.0.1:{free_port()}"
-    parties = LocalParties(job, forwarded_args, master, timeout)
+    parties = LocalParties(job, forwarded_args, master, timeout, token)
     done = threading.Event()
     threading.Thread(target=watch, args=(parties, done), daemon=True).start()
     try:

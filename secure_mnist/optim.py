@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from .autograd import AutogradTensor
 from .errors import NotSharedError
 from .mpc.fixed_point import FixedPrecisionTensor
+from .mpc.public import check_factor
 
 
 class SGD:
@@ -27,6 +28,9 @@ class SGD:
                 )
         if lr <= 0:
             raise ValueError(f"the learning rate must be positive, got {lr}")
+        for encoder in {param.child.encoder for param in self.params}:
+            check_factor(lr, encoder, "learning rate")  # one that rounds to 0 would silently never update
+            check_factor(momentum, encoder, "momentum")
         if not 0 <= momentum < 1:
             raise ValueError(f"momentum must be in [0, 1), got {momentum}")
         self.lr = lr

@@ -282,7 +282,7 @@ def train_encrypted(config: TrainingConfig, session: Session | None = None, on_b
     before = session.comm.stats.snapshot()
     traffic_before = session.traffic_by_party()
     started = time.perf_counter()
-    correct, tested = None, False  # correct stays None in the processes that do not see it
+    correct, tested = None, False  # the count is None outside the client's process: track testing apart
     for epoch in range(first_epoch, config.epochs + 1):
         model.train()
         optimizer.lr = config.lr_at(epoch)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import difflib
 import functools
+import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -189,6 +190,43 @@ def fences(text: str) -> list[Fence]:
     return sorted(found, key=lambda fence: fence.line)
 
 
+# --- the one cell a translation may change -------------------------------------------------------
+
+#: The tag of a notebook cell that holds the words a page's charts and tables show. It is the
+#: only code allowed to differ between the languages, and only in its strings (see below).
+PAGE_LANGUAGE_TAG = "page-language"
+_TAGS = re.compile(r"\btags\s*=\s*(\[[^\]]*\])")
+
+
+def fence_tags(fence: Fence) -> list[str]:
+    """The Jupytext cell tags of a fence, e.g. ["remove_input"] for ```python tags=["remove_input"]."""
+    match = _TAGS.search(fence.info)
+    return [str(tag) for tag in json.loads(match.group(1))] if match else []
+
+
+def is_page_language_cell(fence: Fence) -> bool:
+    return PAGE_LANGUAGE_TAG in fence_tags(fence)
+
+
+class _BlankDictValues(ast.NodeTransformer):
+    def visit_Dict(self, node: ast.Dict) -> ast.Dict:
+        self.generic_visit(node)
+        node.values = [
+            ast.Constant("...") if isinstance(value, ast.Constant) and isinstance(value.value, str) else value
+            for value in node.values
+        ]
+        return node
+
+
+def language_neutral(source: str) -> str:
+    """A page-language cell with its dict's string values blanked, and without its comments.
+
+    Two translations of the cell must give the same result: the same code, the same keys, and
+    other words only where a dictionary maps a key to a string.
+    """
+    return ast.dump(_BlankDictValues().visit(ast.parse(source)))
+
+
 # --- sybil ------------------------------------------------------------------------------------
 
 
@@ -219,9 +257,40 @@ class AttributedCodeBlockParser(AbstractCodeBlockParser):
 
 
 class PythonExamplesParser(PythonDocTestOrCodeBlockParser):
-    """Python fences run as code, or as doctests when they start with `>>>`."""
+    """Python fences run as code, or as doctests when they start with `>>>`.
+
+    Fences may be indented (inside a list item, an admonition, or an exercise's collapsible
+    solution). Sybil runs those, but it places their doctest examples by their offset in the
+    dedented source, so a failure inside an indented fence was reported lines above the
+    statement that failed. Here each example is placed where it is in the page.
+    """
 
     codeblock_parser_class = AttributedCodeBlockParser
+
+    def __call__(self, document: Document) -> Iterator[Region]:
+        for region in self.codeblock_parser(document):
+            source = region.parsed
+            if not source.startswith(">>>"):
+                yield region
+                continue
+            content_start = region.start + source.offset
+            for example in self.doctest_parser(source, document.path):
+                start, end = example.start, example.end
+                example.start = _offset_in_page(document.text, content_start, source, start)
+                example.end = _offset_in_page(document.text, content_start, source, end)
+                yield example
+
+
+def _offset_in_page(text: str, content_start: int, source: str, position: int) -> int:
+    """Where `position` of a fence's dedented source is in the page: the same line, shifted
+    right by the indentation that line lost."""
+    line = source.count("\n", 0, position)
+    column = position - (source.rfind("\n", 0, position) + 1)
+    page_lines = text[content_start:].split("\n", line + 1)
+    line_start = content_start + sum(len(page_line) + 1 for page_line in page_lines[:line])
+    source_line = source.split("\n")[line] if line < source.count("\n") + 1 else ""
+    lost_indent = max(len(page_lines[line]) - len(source_line), 0) if line < len(page_lines) else 0
+    return line_start + lost_indent + column
 
 
 def _has_reason(arguments: str | None) -> bool:
@@ -315,14 +384,94 @@ def docs_sybil() -> Sybil:
     )
 
 
-def executed_example_count(page: Path) -> int:
-    """How many examples of a page pytest will run: collected and not under an unconditional skip."""
-    count, skipping = 0, False
+def executed_examples(page: Path) -> list[Example]:
+    """The examples of a page that pytest will run: collected and not under an unconditional skip."""
+    executed, skipping = [], False
     for example in docs_sybil().parse(page).examples():
         if isinstance(example.region.evaluator, Skipper):
             action, arguments = example.parsed
             conditional = (arguments or "").lstrip().startswith("if")
             skipping = action == "start" and not conditional
         elif not skipping:
-            count += 1
-    return count
+            executed.append(example)
+    return executed
+
+
+def executed_example_count(page: Path) -> int:
+    return len(executed_examples(page))
+
+
+# --- admonitions and collapsible blocks (exercises and their solutions) ---------------------
+
+#: Languages that mean Python; only ```python is run (tests/test_doc_examples.py enforces the tag).
+PYTHON_LANGUAGES = {"python", "py", "py3", "python3", "pycon", "ipython", "ipython3", "Python"}
+
+_BLOCK_START = re.compile(r"(?P<indent>[ ]*)(?P<marker>\?\?\?\+?|!!!)[ \t]+(?P<kind>[\w-]+)(?P<title>[^\n]*)")
+
+
+@dataclass(frozen=True)
+class Block:
+    """An admonition (`!!! question "Exercise 1"`) or a pymdownx.details block
+    (`??? success "Solution"`): its first line and every line indented under it."""
+
+    marker: str  # "!!!", or "???" / "???+" for a collapsible block
+    kind: str  # "question", "success", ...: language-neutral, unlike the title
+    title: str
+    start: int  # character offsets in the text
+    end: int
+    line: int
+
+    @property
+    def collapsible(self) -> bool:
+        return self.marker.startswith("???")
+
+
+def blocks(text: str) -> list[Block]:
+    """Every admonition and collapsible block of a Markdown text, nested ones included, in page
+    order. Lines inside code fences (an example of the syntax) are not blocks."""
+    in_fences = [(region.start, region.end) for region in _ANY_FENCE(Document(text, "<text>"))]
+    lines = text.splitlines(keepends=True)
+    offsets = [0]
+    for line in lines:
+        offsets.append(offsets[-1] + len(line))
+    found = []
+    for index, line in enumerate(lines):
+        match = _BLOCK_START.fullmatch(line.rstrip("\n"))
+        if not match or any(start <= offsets[index] < end for start, end in in_fences):
+            continue
+        indent, last = len(match["indent"]), index
+        for following in range(index + 1, len(lines)):
+            body = lines[following]
+            if body.strip():
+                if len(body) - len(body.lstrip(" ")) <= indent:
+                    break
+                last = following
+        title = match["title"].strip().strip('"')
+        found.append(Block(match["marker"], match["kind"], title, offsets[index], offsets[last + 1], index + 1))
+    return found
+
+
+def unexecuted_python_in_collapsibles(page: Path) -> list[str]:
+    """Python fences inside collapsible blocks (exercise solutions) that sybil would not run.
+
+    Readers take a solution on trust; an example that is collapsed by default is also the one
+    least likely to be noticed when it goes stale. Each must run like every other example.
+    """
+    text = page_text_as_built(page)
+    executed = [example.region.start for example in executed_examples(page)]
+    name = relative(page) if page.is_relative_to(DOCS) else str(page)
+    problems = []
+    for block in blocks(text):
+        if not block.collapsible:
+            continue
+        for fence in _ANY_FENCE(Document(text[block.start : block.end], "<block>")):
+            info = fence.lexemes["info"].strip()
+            match = _FENCE_LANGUAGE.match(info)
+            if not match or match.group(1) not in PYTHON_LANGUAGES:
+                continue
+            start, end = block.start + fence.start, block.start + fence.end
+            if not any(start <= position < end for position in executed):
+                line = text.count("\n", 0, start) + 1
+                problems.append(f"{name}:{line}: a Python fence in {block.marker} {block.kind} "
+                                f'"{block.title}" is not executed')
+    return problems

@@ -246,3 +246,96 @@ def test_language_switch_to_bengali_tutorial(browser: DevTools, site_url: str) -
     print(f"\nBengali prose rendered with: {fonts}")
     assert main_font in BENGALI_FONTS, f"Bengali text rendered in {main_font!r}"
     browser.screenshot(SCREENSHOTS / "tutorial-bn.png")
+
+
+# --- search, in both languages ----------------------------------------------------------------
+
+
+def _type(tools: DevTools, text: str) -> None:
+    """Type text key by key, as a keyboard would (Material searches on keyup)."""
+    for character in text:
+        tools.send("Input.dispatchKeyEvent", type="keyDown", text=character, key=character)
+        tools.send("Input.dispatchKeyEvent", type="keyUp", key=character)
+
+
+def _search(tools: DevTools, query: str) -> list[str]:
+    """Type `query` into the search box; the paths of the pages it finds, best first."""
+    tools.click(".md-search__input")
+    _type(tools, query)
+    script = "[...document.querySelectorAll('.md-search-result__item > .md-search-result__link')]"
+    script += ".map(a => new URL(a.href).pathname)"
+
+    def results() -> list[str]:
+        found: list[str] = tools.evaluate(script)
+        return found
+
+    try:
+        return _wait_until(results, f"search results for {query!r}")
+    except TimeoutError:
+        meta = tools.evaluate("document.querySelector('.md-search-result__meta').innerText")
+        pytest.fail(f"searching {query!r} found nothing; the search box says {meta!r}")
+
+
+def _longest_word(text: str) -> str:
+    return max(re.findall(r"[\u0980-\u09FF]+", text), key=len)
+
+
+def test_search_finds_a_bengali_page_by_a_bengali_word(browser: DevTools, site_url: str) -> None:
+    """lunr has no Bengali pipeline, and its default trimmer strips every non-ASCII letter:
+    this is what a Bengali reader does, typing a word of a page's title into the search box."""
+    _load(browser, f"{site_url}/bn/beaver-triples/")
+    word = _longest_word(browser.evaluate("document.querySelector('.md-content h1').innerText"))
+    found = _search(browser, word)
+    browser.screenshot(SCREENSHOTS / "search-bn.png")
+    print(f"\nsearching {word!r} found {found}")
+    assert found[0] == "/bn/beaver-triples/", f"searching {word!r} found {found}"
+
+
+def test_search_finds_a_bengali_word_in_running_text(browser: DevTools, site_url: str) -> None:
+    _load(browser, f"{site_url}/bn/secret-sharing/")
+    found = _search(browser, "ছাঁটাই")  # truncation: explained on the fixed-precision page
+    assert "/bn/fixed-precision/" in found[:5], found
+
+
+def test_search_finds_an_english_page_by_an_english_word(browser: DevTools, site_url: str) -> None:
+    _load(browser, f"{site_url}/secret-sharing/")
+    found = _search(browser, "truncation")
+    browser.screenshot(SCREENSHOTS / "search-en.png")
+    assert "/fixed-precision/" in found[:5], found
+
+
+# --- notebook code cells ----------------------------------------------------------------------
+
+#: For each code cell: the width its longest line needs unwrapped, the width it has, and whether
+#: any element of the cell hides content to its right (scrollable or clipped).
+CODE_CELLS = """[...document.querySelectorAll('.jp-InputArea-editor')].map(cell => {
+    const pre = cell.querySelector('pre');
+    const probe = document.createElement('span');
+    probe.style.whiteSpace = 'pre';
+    probe.style.font = getComputedStyle(pre).font;
+    probe.textContent = pre.innerText.split('\\n').reduce((a, b) => a.length >= b.length ? a : b, '');
+    document.body.appendChild(probe);
+    const needed = probe.getBoundingClientRect().width;
+    probe.remove();
+    const hiding = [cell, ...cell.querySelectorAll('*')].filter(e => e.scrollWidth > e.clientWidth + 1);
+    return {needed, available: pre.clientWidth, hidden: hiding.length > 0, line: probe.textContent};
+})"""
+
+
+@pytest.mark.parametrize("path", ["/tutorial/", "/bn/tutorial/", "/computation-time/"])
+def test_notebook_code_cells_show_every_character(browser: DevTools, site_url: str, path: str) -> None:
+    """A line longer than the cell is wide must wrap, not run on behind a scrollbar that
+    overlay-scrollbar systems and touch screens do not show."""
+    _load(browser, f"{site_url}{path}")
+    cells = browser.evaluate(CODE_CELLS)
+    assert cells, "no code cells found"
+    hidden = [cell["line"] for cell in cells if cell["hidden"]]
+    assert not hidden, f"code cells that hide the end of a line: {hidden}"
+    if path == "/tutorial/":
+        wide = [cell for cell in cells if cell["needed"] > cell["available"]]
+        assert wide, "no line is wider than its cell: the check above proved nothing"
+        browser.evaluate(
+            "document.querySelectorAll('.jp-InputArea-editor')"
+            f"[{cells.index(wide[0])}].scrollIntoView({{block: 'center'}})"
+        )
+        browser.screenshot(SCREENSHOTS / "tutorial-wide-cell.png")

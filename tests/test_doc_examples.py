@@ -20,6 +20,7 @@ from docs_support import (
     fences,
     page_text_as_built,
     relative,
+    unexecuted_python_in_collapsibles,
 )
 
 MIN_PAGES_WITH_EXAMPLES = 0.80
@@ -107,3 +108,35 @@ def test_doctest_output_is_checked(tmp_path: Path) -> None:
     (example,) = docs_sybil().parse(page).examples()
     with pytest.raises(SybilFailure):
         example.evaluate()
+
+
+def test_solution_in_a_collapsible_block_is_executed(tmp_path: Path) -> None:
+    """An exercise's solution is a fence indented under `??? success`: sybil must run it, and a
+    wrong answer must fail at the line of the statement that is wrong."""
+    page = _write(
+        tmp_path,
+        '!!! question "Exercise"\n    What is 1 + 1?\n\n??? success "Solution"\n'
+        "    ```python\n    >>> x = 1\n    >>> x + 1\n    3\n    ```\n",
+    )
+    first, second = docs_sybil().parse(page).examples()
+    first.evaluate()
+    with pytest.raises(SybilFailure):
+        second.evaluate()
+    assert second.line == 7
+
+
+def test_unexecuted_solutions_are_reported(tmp_path: Path) -> None:
+    page = _write(
+        tmp_path,
+        '??? success "Skipped"\n    <!-- skip: next "not run" -->\n    ```python\n    x = 1\n    ```\n\n'
+        '???+ success "Wrong tag"\n    ```py\n    y = 2\n    ```\n\n'
+        '??? note "Run"\n    ```python\n    z = 3\n    ```\n\n'
+        "```markdown\n??? success \"Syntax shown, not a block\"\n    ```python\n```\n",
+    )
+    problems = unexecuted_python_in_collapsibles(page)
+    assert [problem.split('"')[1] for problem in problems] == ["Skipped", "Wrong tag"]
+
+
+def test_every_python_fence_in_a_collapsible_block_is_executed() -> None:
+    problems = [problem for page in all_pages() for problem in unexecuted_python_in_collapsibles(page)]
+    assert not problems, "\n".join(problems)

@@ -10,6 +10,7 @@ import sys
 
 import pytest
 
+from secure_mnist.communicator.channel import new_token
 from secure_mnist.launch import free_port
 from secure_mnist.mpc import audit
 from secure_mnist.mpc.audit import MaskAuditor
@@ -59,7 +60,8 @@ def test_no_mask_opens_two_values_across_a_resume_in_separate_processes(tmp_path
     """Each party in its own process, records appended to files as it goes; the whole run is killed
     in epoch 2 and resumed from its checkpoints, with the default (os.urandom) seeds."""
     audit_dir, checkpoints = tmp_path / "audit", tmp_path / "checkpoints"
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", audit.AUDIT_DIR_VARIABLE: str(audit_dir)}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", audit.AUDIT_DIR_VARIABLE: str(audit_dir),
+           "SECURE_MNIST_TOKEN": new_token()}
 
     def start(*extra: str) -> dict[str, subprocess.Popen]:
         master = f"127.0.0.1:{free_port()}"

@@ -8,14 +8,25 @@ out as raw JSON, and missing translations.
 
 from __future__ import annotations
 
+import base64
 import re
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+import jupytext
+import nbformat
 import pytest
 
-from docs_support import SNIPPET_LINE, SiteBuild, english_pages, is_notebook_page, mkdocs_config, relative
+from docs_support import (
+    SNIPPET_LINE,
+    SiteBuild,
+    bengali_twin,
+    english_pages,
+    is_notebook_page,
+    mkdocs_config,
+    relative,
+)
 
 STRICT_VALIDATION = ("omitted_files", "absolute_links", "unrecognized_links", "anchors")
 
@@ -120,6 +131,45 @@ def test_notebook_rendered_with_executed_output(built_site: Path, page: Path, la
     assert prompts and all(p.isdigit() for p in prompts), f"cells not executed, prompts: {prompts}"
 
 
+@pytest.mark.parametrize("language", ["en", "bn"])
+@pytest.mark.parametrize("page", NOTEBOOKS)
+def test_notebook_page_offers_its_notebook(built_site: Path, page: Path, language: str) -> None:
+    """A notebook page links a Jupyter notebook to download (hooks/notebook_download.py): the
+    link resolves, the file is a valid notebook, and it holds this page's code, in order."""
+    built = built_path(built_site, page, language)
+    html = built.read_text(encoding="utf-8")
+    links = [
+        unquote(href)
+        for tag in re.findall(r"<a\b[^>]*>", html)
+        if re.search(r"\sdownload\b", tag)
+        for href in re.findall(r'href="([^"]+\.ipynb)"', tag)
+    ]
+    assert len(links) == 1, f"want one notebook download link, found {links}"
+    target = (built.parent / links[0]).resolve()
+    assert target.is_file(), f"{links[0]} does not resolve from {built.relative_to(built_site)}"
+    notebook = nbformat.read(target, as_version=4)
+    nbformat.validate(notebook)
+    source = page if language == "en" else bengali_twin(page)
+    expected = [cell.source for cell in jupytext.read(source, fmt="md").cells if cell.cell_type == "code"]
+    assert [cell.source for cell in notebook.cells if cell.cell_type == "code"] == expected
+    prose = "".join(cell.source for cell in notebook.cells if cell.cell_type == "markdown")
+    bengali = len(re.findall(r"[\u0980-\u09FF]", prose))
+    assert (bengali > 500) == (language == "bn"), f"{bengali} Bengali letters in a {language} notebook"
+
+
+@pytest.mark.parametrize("page", [pytest.param(p, id=relative(p)) for p in english_pages()])
+def test_edit_link_opens_the_pages_own_source(built_site: Path, page: Path) -> None:
+    """The edit button (Material's content.action.edit) of each language's page opens that
+    language's file: a Bengali reader fixing a sentence must land in page.bn.md."""
+    config = mkdocs_config()
+    base = f"{str(config['repo_url']).rstrip('/')}/{str(config['edit_uri']).strip('/')}/"
+    for language, source in (("en", page), ("bn", bengali_twin(page))):
+        html = built_path(built_site, page, language).read_text(encoding="utf-8")
+        buttons = [tag for tag in re.findall(r"<a\b[^>]*>", html) if "md-content__button" in tag]
+        edits = [href for tag in buttons for href in re.findall(r'href="([^"]+)"', tag) if "/edit/" in href]
+        assert edits == [base + relative(source)], f"{language}: edit links {edits}"
+
+
 def test_no_heading_shows_attribute_syntax(built_site: Path) -> None:
     """`## Title {#id}` sets an anchor on Markdown pages; the notebook renderer knows no such
     syntax and prints it as part of the heading."""
@@ -177,3 +227,48 @@ def test_internal_links_and_anchors_resolve(built_site: Path) -> None:
             elif fragment and target in scans and fragment not in scans[target].ids:
                 broken.append(f"{path.relative_to(built_site)}: {url} (no such anchor)")
     assert not broken, "\n".join(sorted(broken))
+
+
+# --- charts and tables that code draws speak the page's language ------------------------------
+
+BENGALI = re.compile(r"[\u0980-\u09FF]")
+#: Words that are names in either language, so they may stay in English on a Bengali chart.
+NAMES = {"ReLU", "PySyft 0.2", "secure_mnist"}
+CHART_PAGES = [
+    pytest.param(p, id=relative(p))
+    for p in english_pages()
+    if is_notebook_page(p) and "plt.show()" in p.read_text(encoding="utf-8")
+]
+
+
+def chart_svgs(html: str) -> list[str]:
+    """Every chart on a built page as SVG: nbconvert embeds each as an <img> with a data URI."""
+    images = re.findall(r'<img\b[^>]*\bsrc="data:image/svg\+xml;base64,([^"]+)"', html)
+    return [base64.b64decode(data).decode("utf-8") for data in images]
+
+
+def chart_texts(svgs: list[str]) -> list[str]:
+    """The words of charts: with svg.fonttype "none" matplotlib keeps them as <text> elements."""
+    texts = [text for svg in svgs for text in re.findall(r"<text\b.*?</text>", svg, re.S)]
+    return [" ".join(re.sub(r"<[^>]+>", "", text).split()) for text in texts]
+
+
+def test_some_page_draws_charts() -> None:
+    assert CHART_PAGES, "no notebook page draws a chart: the chart-language test below checks nothing"
+
+
+@pytest.mark.parametrize("page", CHART_PAGES)
+def test_charts_are_labelled_in_the_page_language(built_site: Path, page: Path) -> None:
+    """Each language's charts show that language's words (the page-language cell), as SVG text
+    the browser lays out: matplotlib would draw Bengali letters unshaped into a bitmap."""
+    english_html = built_path(built_site, page, "en").read_text(encoding="utf-8")
+    bengali_html = built_path(built_site, page, "bn").read_text(encoding="utf-8")
+    bitmaps = re.findall(r'<img\b[^>]*\bsrc="data:image/png', bengali_html)
+    assert not bitmaps, f"{len(bitmaps)} charts on the Bengali page are bitmaps, their words unshaped"
+    english_charts, bengali_charts = chart_svgs(english_html), chart_svgs(bengali_html)
+    assert english_charts and len(english_charts) == len(bengali_charts), "the languages draw different charts"
+    english, bengali = chart_texts(english_charts), chart_texts(bengali_charts)
+    assert not [text for text in english if BENGALI.search(text)], "Bengali words in the English charts"
+    words = [text for text in bengali if re.search("[A-Za-z]{3,}", text) or BENGALI.search(text)]
+    english_only = [text for text in words if not BENGALI.search(text) and text not in NAMES]
+    assert words and not english_only, f"Bengali charts with English-only words: {english_only}"

@@ -28,8 +28,13 @@ from docs_support import (
     TRANSLATION_SUFFIX,
     bengali_twin,
     english_original,
+    Fence,
+    all_pages,
     english_pages,
+    fence_tags,
     fences,
+    is_page_language_cell,
+    language_neutral,
     is_notebook_page,
     markdown_extensions,
     mkdocs_config,
@@ -127,14 +132,49 @@ def _twin(page: Path) -> Path:
     return twin
 
 
+def _code(fence: Fence) -> tuple[str, str, list[str]]:
+    """What must be identical across languages: the code, except a page-language cell's words."""
+    source = language_neutral(fence.source) if is_page_language_cell(fence) else fence.source
+    return fence.language, source, fence_tags(fence)
+
+
 @pytest.mark.parametrize("page", ENGLISH)
 def test_code_blocks_identical(page: Path) -> None:
-    """Compared raw and after snippet expansion: the same include can't hide different code."""
+    """Compared raw and after snippet expansion: the same include can't hide different code.
+
+    One exception: a notebook cell tagged `page-language` holds the words that the page's charts
+    and tables show, and there it is the dictionary's string values, and the comments, that may
+    differ (see `language_neutral`).
+    """
     twin = _twin(page)
     for view in (lambda p: p.read_text(encoding="utf-8"), page_text_as_built):
-        english = [(f.language, f.source) for f in fences(view(page))]
-        bengali = [(f.language, f.source) for f in fences(view(twin))]
+        english = [_code(f) for f in fences(view(page))]
+        bengali = [_code(f) for f in fences(view(twin))]
         assert bengali == english
+
+
+@pytest.mark.parametrize("page", [pytest.param(p, id=relative(p)) for p in all_pages()])
+def test_page_language_cells_are_hidden_notebook_cells(page: Path) -> None:
+    """The exception is for words, not for code a reader sees: the cell must be hidden.
+
+    mkdocs-jupyter reads only the first tag of a cell, so `remove_input` must come first.
+    """
+    for fence in fences(page.read_text(encoding="utf-8")):
+        if is_page_language_cell(fence):
+            where = f"{relative(page)}:{fence.line}"
+            assert is_notebook_page(page), f"{where}: a page-language cell outside a notebook page"
+            assert fence_tags(fence)[0] == "remove_input", f'{where}: must be hidden: tags=["remove_input", ...]'
+
+
+def test_language_neutral_ignores_words_but_not_code() -> None:
+    def cell(words: str, code: str = 'plt.rcParams["x"] = 1', comment: str = "") -> str:
+        return language_neutral(f"# {comment}\nTEXT = {{{words}}}\n{code}")
+
+    english = cell('"relu": "ReLU", "sent": "sent"', comment="the words")
+    assert english == cell('"relu": "ReLU", "sent": "পাঠানো"', comment="শব্দগুলো")  # other words, comment
+    assert english != cell('"relu": "ReLU", "পাঠানো": "sent"')  # a key changed
+    assert english != cell('"relu": "ReLU", "sent": "sent"', 'plt.rcParams["x"] = 2')  # code changed
+    assert english != cell('"relu": "ReLU", "sent": "sent"', "import os")
 
 
 @pytest.mark.parametrize("page", ENGLISH)

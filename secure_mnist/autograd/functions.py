@@ -10,9 +10,10 @@ from __future__ import annotations
 import torch
 
 from ..mpc import approximations
-from ..mpc.fixed_point import FixedPrecisionTensor, matmul_together, products_together
+from ..mpc.fixed_point import FixedPrecisionTensor, bilinear_together, matmul_together, products_together
 from ..mpc.primitives.beaver import mul
 from ..mpc.sharing import AdditiveSharingTensor
+from ..mpc.windows import gather, scatter_back
 
 Grads = tuple["FixedPrecisionTensor | None", ...]
 
@@ -77,8 +78,8 @@ class NegBackward(GradFunc):
 class MulBackward(GradFunc):
     def __init__(self, self_, other):
         super().__init__(self_, other)
-        self.self_ = self_.child
-        self.other = getattr(other, "child", other)
+        self.self_ = value_of(self_)  # either side may be a FixedPrecisionTensor or a public number
+        self.other = value_of(other)
 
     def gradient(self, grad):
         if self.inputs[0] is self.inputs[1]:  # x * x: one product, counted for both inputs
@@ -96,8 +97,8 @@ class MulBackward(GradFunc):
 class MatmulBackward(GradFunc):
     def __init__(self, self_, other):
         super().__init__(self_, other)
-        self.self_ = getattr(self_, "child", self_)  # either side may be a public torch tensor
-        self.other = getattr(other, "child", other)
+        self.self_ = value_of(self_)  # either side may be a FixedPrecisionTensor or a public torch tensor
+        self.other = value_of(other)
 
     def gradient(self, grad):
         # both products are opened in the same round
@@ -139,7 +140,9 @@ class SumBackward(GradFunc):
 
     def gradient(self, grad):
         if self.dim is not None and not self.keepdim:
-            grad = grad.unsqueeze(self.dim)
+            dims = self.dim if isinstance(self.dim, (tuple, list)) else (self.dim,)
+            for dim in sorted(d % len(self.shape) for d in dims):
+                grad = grad.unsqueeze(dim)
         return (grad.expand(*self.shape),)
 # --8<-- [end:SumBackward]
 
@@ -153,6 +156,8 @@ class ReluBackward(GradFunc):
         self.positive = positive
 
     def gradient(self, grad):
+        if not isinstance(self.positive, AdditiveSharingTensor):  # a public input: public bits
+            return (grad._map(lambda g: g * self.positive),)
         return (grad._wrap(_mul_bits(grad.child, self.positive)),)
 # --8<-- [end:ReluBackward]
 
@@ -190,6 +195,39 @@ class ReciprocalBackward(GradFunc):
 
     def gradient(self, grad):
         return (-(grad * self.out) * self.out,)
+
+
+class SigmoidBackward(GradFunc):
+    """d sigmoid(x) / dx = s (1 - s): the forward result, kept."""
+
+    def __init__(self, self_, out: FixedPrecisionTensor):
+        super().__init__(self_)
+        self.out = out
+
+    def gradient(self, grad):
+        return (grad * (self.out * (1.0 - self.out)),)
+
+
+class TanhBackward(GradFunc):
+    """d tanh x / dx = 1 - t^2."""
+
+    def __init__(self, self_, out: FixedPrecisionTensor):
+        super().__init__(self_)
+        self.out = out
+
+    def gradient(self, grad):
+        return (grad * (1.0 - self.out * self.out),)
+
+
+class SqrtBackward(GradFunc):
+    """d sqrt(x) / dx = 1 / (2 sqrt x): the reciprocal of the forward result, on its range."""
+
+    def __init__(self, self_, out: FixedPrecisionTensor, lower: float, upper: float):
+        super().__init__(self_)
+        self.out, self.range = out, (lower**0.5, upper**0.5)
+
+    def gradient(self, grad):
+        return (grad * (approximations.reciprocal(self.out, *self.range) * 0.5),)
 
 
 class SoftmaxBackward(GradFunc):
@@ -250,11 +288,107 @@ class IndexBackward(GradFunc):
         return (_scatter(grad, positions, self.shape),)
 
 
+class PermuteBackward(GradFunc):
+    def __init__(self, self_, dims):
+        super().__init__(self_)
+        self.inverse = [0] * len(dims)
+        for position, dim in enumerate(dims):
+            self.inverse[dim % len(dims)] = position
+
+    def gradient(self, grad):
+        return (grad.permute(*self.inverse),)
+
+
+class ExpandBackward(GradFunc):
+    def __init__(self, self_):
+        super().__init__(self_)
+        self.shape = self_.shape
+
+    def gradient(self, grad):
+        return (unbroadcast(grad, self.shape),)
+
+
+class JoinBackward(GradFunc):
+    """torch.cat / torch.stack: each input gets its own slice of the gradient back."""
+
+    def __init__(self, *inputs, dim: int, stack: bool):
+        super().__init__(*inputs)
+        self.dim, self.stack = dim, stack
+        self.sizes = [1 if stack else getattr(i, "shape")[dim] for i in inputs]
+
+    def gradient(self, grad):
+        dim = self.dim % grad.dim()
+        grads, start = [], 0
+        for index, size in enumerate(self.sizes):
+            if self.needs(index):
+                where = (slice(None),) * dim + ((start,) if self.stack else (slice(start, start + size),))
+                grads.append(grad[where])
+            else:
+                grads.append(None)
+            start += size
+        return tuple(grads)
+
+
+class GatherBackward(GradFunc):
+    """Windows of the input (im2col): each gathered element sends its gradient back to where it
+    came from, and overlapping windows add up (local: a scatter-add on each share)."""
+
+    def __init__(self, self_, positions):
+        super().__init__(self_)
+        self.positions, self.sample_shape = positions, self_.shape[-3:]
+
+    def gradient(self, grad):
+        return (grad._map(lambda t: scatter_back(t, self.positions, self.sample_shape)),)
+
+
+class MaxBackward(GradFunc):
+    """The gradient of a maximum goes to the winner only: the tournament's one-hot marks it."""
+
+    def __init__(self, self_, dim: int, keepdim: bool, one_hot: FixedPrecisionTensor):
+        super().__init__(self_)
+        self.dim, self.keepdim, self.one_hot = dim, keepdim, one_hot
+
+    def gradient(self, grad):
+        if not self.keepdim:
+            grad = grad.unsqueeze(self.dim)
+        return (grad * self.one_hot,)
+
+
+class ConvolutionBackward(GradFunc):
+    """out = W @ windows(x): the input's gradient is W^T @ grad put back where the windows came
+    from, the weight's is grad @ windows(x)^T summed over the batch. Both in one round, and x and
+    W are not opened again: their forward openings serve (see Beaver triples)."""
+
+    def __init__(self, input_, weight, positions):
+        super().__init__(input_, weight)
+        self.input_, self.weight = value_of(input_), value_of(weight)
+        self.positions = positions
+        self.sample_shape = input_.shape[-3:]
+
+    def gradient(self, grad):
+        positions, sample_shape, weight_shape = self.positions, self.sample_shape, self.weight.shape
+
+        def to_input(g, w):
+            return scatter_back(torch.matmul(w.reshape(w.shape[0], -1).t(), g), positions, sample_shape)
+
+        def to_weight(g, x):
+            return torch.matmul(g, gather(x, positions).transpose(-1, -2)).sum(0).reshape(weight_shape)
+
+        return tuple(bilinear_together([(grad, self.weight, to_input) if self.needs(0) else None,
+                                        (grad, self.input_, to_weight) if self.needs(1) else None]))
+
+
 class IdentityBackward(GradFunc):
     """For refresh(): new shares, same value, same gradient."""
 
     def gradient(self, grad):
         return (grad,)
+
+
+def value_of(x):
+    """What a gradient function keeps of an input: an AutogradTensor's FixedPrecisionTensor, or
+    the input itself (a FixedPrecisionTensor, a public tensor or number)."""
+    return x.child if getattr(type(x), "_records_gradients", False) else x
 
 
 def _mul_bits(values: AdditiveSharingTensor, bits: AdditiveSharingTensor) -> AdditiveSharingTensor:

@@ -11,11 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from ..errors import NotSharedError
-from ..mpc import approximations, softmax as secure_softmax
-from ..mpc.fixed_point import FixedPrecisionTensor
+from ..mpc import approximations, compat, softmax as secure_softmax
+from ..mpc.fixed_point import FixedPrecisionTensor, reduced_count
 from . import functions as fn
 
 
@@ -23,6 +22,7 @@ class AutogradTensor(torch.Tensor):
     """An encrypted tensor with a gradient."""
 
     child: FixedPrecisionTensor
+    _records_gradients = True  # FixedPrecisionTensor leaves mixed operations to this class
 
     @staticmethod
     def __new__(cls, child: FixedPrecisionTensor, requires_grad: bool = False,
@@ -54,6 +54,10 @@ class AutogradTensor(torch.Tensor):
     # -- building the graph ---------------------------------------------------------------------------
     def _result(self, child: FixedPrecisionTensor, make_fn, *inputs) -> AutogradTensor:
         """Wrap an output, recording make_fn(*inputs) if any input wants a gradient."""
+        return AutogradTensor._result_of(child, make_fn, *inputs)
+
+    @staticmethod
+    def _result_of(child: FixedPrecisionTensor, make_fn, *inputs) -> AutogradTensor:
         track = torch.is_grad_enabled() and any(getattr(i, "requires_grad", False) for i in inputs)
         return AutogradTensor(child, requires_grad=track, grad_fn=make_fn(*inputs) if track else None)
 
@@ -92,29 +96,57 @@ class AutogradTensor(torch.Tensor):
     def __pow__(self, power: int):
         return self._result(self.child**power, lambda s: fn.PowBackward(s, power), self)
 
-    def sum(self, dim: int | None = None, keepdim: bool = False):  # type: ignore[override]
+    def sum(self, dim: int | tuple[int, ...] | None = None, keepdim: bool = False):  # type: ignore[override]
         return self._result(self.child.sum(dim, keepdim), lambda s: fn.SumBackward(s, dim, keepdim), self)
 
-    def mean(self, dim: int | None = None, keepdim: bool = False):  # type: ignore[override]
-        count = self.child.numel() if dim is None else self.shape[dim]
-        return self.sum(dim, keepdim) / count
+    def mean(self, dim: int | tuple[int, ...] | None = None, keepdim: bool = False):  # type: ignore[override]
+        return self.sum(dim, keepdim) / reduced_count(self.shape, dim)
+
+    def dot(self, other):  # type: ignore[override]
+        if self.dim() != 1 or getattr(other, "dim", lambda: 0)() != 1 or self.shape != other.shape:
+            raise ValueError(f"dot needs two 1-D tensors of the same size, got {tuple(self.shape)} and "
+                             f"{tuple(getattr(other, 'shape', ()))}")
+        return (self * other).sum()
 
     def relu(self):
         out, positive = self.child.relu_with_derivative()
         return self._result(out, lambda s: fn.ReluBackward(s, positive), self)
 
     # -- approximations (each for a stated input range; see mpc/approximations.py) ----------------
-    def exp(self, lower: float, upper: float, *, clip_input: bool = True):  # type: ignore[override]
+    def exp(self, lower: float | None = None, upper: float | None = None, *, clip_input: bool = True,
+            **pysyft_options: Any):  # type: ignore[override]
+        compat.check_approximation_options("exp", pysyft_options)
         out = approximations.exp(self.child, lower, upper, clip_input=clip_input)
         return self._result(out, lambda s: fn.ExpBackward(s, out), self)
 
-    def log(self, lower: float, upper: float, *, clip_input: bool = True):  # type: ignore[override]
+    def log(self, lower: float | None = None, upper: float | None = None, *, clip_input: bool = True,
+            **pysyft_options: Any):  # type: ignore[override]
+        compat.check_approximation_options("log", pysyft_options)
+        lower, upper = approximations.default_range("log", lower, upper)
         out = approximations.log(self.child, lower, upper, clip_input=clip_input)
         return self._result(out, lambda s: fn.LogBackward(s, lower, upper), self)
 
-    def reciprocal(self, lower: float, upper: float, *, clip_input: bool = True):  # type: ignore[override]
+    def reciprocal(self, lower: float | None = None, upper: float | None = None, *, clip_input: bool = True,
+                   **pysyft_options: Any):  # type: ignore[override]
+        compat.check_approximation_options("reciprocal", pysyft_options)
         out = approximations.reciprocal(self.child, lower, upper, clip_input=clip_input)
         return self._result(out, lambda s: fn.ReciprocalBackward(s, out), self)
+
+    def sqrt(self, lower: float | None = None, upper: float | None = None, **pysyft_options: Any):  # type: ignore[override]
+        compat.check_approximation_options("sqrt", pysyft_options)
+        lower, upper = approximations.default_range("sqrt", lower, upper)
+        out = approximations.sqrt(self.child, lower, upper)
+        return self._result(out, lambda s: fn.SqrtBackward(s, out, lower, upper), self)
+
+    def sigmoid(self, bound: float | None = None, **pysyft_options: Any):  # type: ignore[override]
+        compat.check_approximation_options("sigmoid", pysyft_options)
+        out = approximations.sigmoid(self.child, bound)
+        return self._result(out, lambda s: fn.SigmoidBackward(s, out), self)
+
+    def tanh(self, bound: float | None = None, **pysyft_options: Any):  # type: ignore[override]
+        compat.check_approximation_options("tanh", pysyft_options)
+        out = approximations.tanh(self.child, bound)
+        return self._result(out, lambda s: fn.TanhBackward(s, out), self)
 
     def softmax(self, dim: int = -1):  # type: ignore[override]
         if dim not in (-1, self.dim() - 1):
@@ -145,15 +177,66 @@ class AutogradTensor(torch.Tensor):
     def flatten(self, start_dim: int = 0, end_dim: int = -1):  # type: ignore[override]
         return self._result(self.child.flatten(start_dim, end_dim), fn.ViewBackward, self)
 
+    def squeeze(self, dim: int | tuple[int, ...] | None = None):  # type: ignore[override]
+        return self._result(self.child.squeeze(dim), fn.ViewBackward, self)
+
+    def unsqueeze(self, dim: int):  # type: ignore[override]
+        return self._result(self.child.unsqueeze(dim), fn.ViewBackward, self)
+
+    def permute(self, *dims):  # type: ignore[override]
+        dims = tuple(dims[0]) if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else dims
+        return self._result(self.child.permute(*dims), lambda s: fn.PermuteBackward(s, dims), self)
+
+    def expand(self, *shape):  # type: ignore[override]
+        return self._result(self.child.expand(*shape), fn.ExpandBackward, self)
+
+    def _gather(self, positions: torch.Tensor):
+        """Windows of every sample (im2col, local), for pooling; see mpc/windows.py."""
+        return self._result(self.child._gather(positions), lambda s: fn.GatherBackward(s, positions), self)
+
     def __getitem__(self, index):
         return self._result(self.child[index], lambda s: fn.IndexBackward(s, index), self)
 
     def refresh(self):
         return self._result(self.child.refresh(), fn.IdentityBackward, self)
 
+    def max(self, dim=None, keepdim: bool = False):  # type: ignore[override]
+        """torch's max: the largest value, (values, indices) along dim, or the elementwise
+        maximum with another tensor. The gradient goes to the winner (the first one on ties)."""
+        if dim is not None and not isinstance(dim, int):
+            other = dim
+            return other + (self - other).relu()  # max(x, y) = y + relu(x - y)
+        return self._largest(self, dim, keepdim, torch.return_types.max)
+
+    def min(self, dim=None, keepdim: bool = False):  # type: ignore[override]
+        if dim is not None and not isinstance(dim, int):
+            other = dim
+            return self - (self - other).relu()  # min(x, y) = x - relu(x - y)
+        result = self._largest(-self, dim, keepdim, torch.return_types.min)
+        return -result if dim is None else torch.return_types.min((-result.values, result.indices))
+
+    @staticmethod
+    def _largest(x: AutogradTensor, dim: int | None, keepdim: bool, kind):
+        from ..mpc.tournament import tournament
+
+        track = torch.is_grad_enabled() and x.requires_grad
+        flat = x.reshape(-1) if dim is None else x
+        along = 0 if dim is None else dim % x.dim()
+        winners = tournament(flat.child, along, one_hot=track)
+        values = flat._result(winners.values, lambda s: fn.MaxBackward(s, along, False, winners.one_hot), flat)
+        if dim is None:
+            return values
+        indices = AutogradTensor(winners.indices)
+        if keepdim:
+            values, indices = values.unsqueeze(along), indices.unsqueeze(along)
+        return kind((values, indices))
+
     # -- operations without a gradient ----------------------------------------------------------------
-    def argmax(self, dim: int = -1):  # type: ignore[override]
-        return AutogradTensor(self.child.argmax(dim))
+    def argmax(self, dim: int | None = None, keepdim: bool = False):  # type: ignore[override]
+        return AutogradTensor(self.child.argmax(dim, keepdim))
+
+    def argmin(self, dim: int | None = None, keepdim: bool = False):  # type: ignore[override]
+        return AutogradTensor(self.child.argmin(dim, keepdim))
 
     def eq(self, other):  # type: ignore[override]
         return AutogradTensor(self.child.eq(_value(other)))
@@ -203,21 +286,56 @@ class AutogradTensor(torch.Tensor):
     def float_precision(self) -> torch.Tensor:
         return self.child.float_precision()
 
+    float_prec = float_precision
+
     def decrypt(self) -> torch.Tensor:
         return self.child.decrypt()
+
+    # -- PySyft's sharing and copying -----------------------------------------------------------------
+    def share(self, *parties: Any, crypto_provider: Any = None, requires_grad: bool | None = None,
+              **keywords: Any) -> AutogradTensor:
+        """Share a public fixed-point value (made by fix_precision_() in place) among workers."""
+        shared = self.child.share(*parties, crypto_provider=crypto_provider, **keywords)
+        grad = self.requires_grad if requires_grad is None else requires_grad
+        return AutogradTensor(shared, requires_grad=grad, is_parameter=self.is_parameter)
+
+    def share_(self, *parties: Any, crypto_provider: Any = None, **keywords: Any) -> AutogradTensor:
+        """share(), in place."""
+        self.child = self.child.share(*parties, crypto_provider=crypto_provider, **keywords)
+        return self
+
+    def copy(self) -> AutogradTensor:
+        """A new leaf with the same value (PySyft's copy(); also what copy.deepcopy gives)."""
+        return AutogradTensor(self.child.copy(), requires_grad=self.requires_grad, is_parameter=self.is_parameter)
+
+    def __deepcopy__(self, memo: dict) -> AutogradTensor:
+        return self.copy()
+
+    def add_(self, other):  # type: ignore[override]
+        return self._in_place(self + other, "add_")
+
+    def sub_(self, other):  # type: ignore[override]
+        return self._in_place(self - other, "sub_")
+
+    def _in_place(self, result: AutogradTensor, name: str) -> AutogradTensor:
+        """In-place forms rebind this tensor to the result; with a gradient to record, torch
+        refuses them on a leaf, and so do we (the graph would point at itself)."""
+        if result.grad_fn is not None or (self.requires_grad and torch.is_grad_enabled()):
+            raise RuntimeError(f"{name}() on an encrypted tensor that requires a gradient: write x = x + y "
+                               "(or use torch.no_grad())")
+        self.child = result.child
+        return self
 
     # -- torch integration --------------------------------------------------------------------------------
     @classmethod
     def __torch_function__(cls, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        handler = _TORCH_FUNCTIONS.get(func)
-        if handler is not None:
-            return handler(*args, **kwargs)
-        if func in _METADATA or getattr(func, "__name__", "") == "__get__":
+        if func in _METADATA or func in _PROPERTIES:
             with torch._C.DisableTorchFunctionSubclass():
                 return func(*args, **kwargs)
-        name = getattr(func, "__name__", repr(func))
-        raise NotImplementedError(f"{name} is not supported on encrypted tensors (AutogradTensor)")
+        from ..functional import dispatch
+
+        return dispatch(func, args, kwargs, autograd=True)
 
     @classmethod
     def __torch_dispatch__(cls, func, types, args=(), kwargs=None):
@@ -280,26 +398,15 @@ def _topological_order(root: AutogradTensor) -> list[AutogradTensor]:
 # --8<-- [end:topological_order]
 
 
-def _linear(input, weight, bias=None):
-    out = input @ weight.t()
-    return out if bias is None else out + bias
-
-
-def _relu(input, inplace=False):
-    return input.relu()
-
-
-_TORCH_FUNCTIONS = {
-    F.linear: _linear,
-    F.relu: _relu,
-    torch.relu: _relu,
-    torch.Tensor.relu: _relu,
-    torch.matmul: lambda a, b: a @ b,
-    torch.Tensor.__matmul__: lambda a, b: a @ b if isinstance(a, AutogradTensor) else b.__rmatmul__(a),
-    torch.sum: lambda x, *a, **k: x.sum(*a, **k),
-}
-
 _METADATA = {
     torch.Tensor.dim, torch.Tensor.size, torch.Tensor.numel, torch.Tensor.__len__,
     torch.Tensor.requires_grad_, torch.Tensor.__setstate__,
 }
+
+# Attributes read through torch's property getters: metadata only. Any other property (.data, .T,
+# ...) would read the tensor's storage, which holds no value (see torch.Tensor.fix_precision_).
+_PROPERTIES = {getattr(torch.Tensor, name).__get__ for name in (
+    "shape", "dtype", "device", "requires_grad", "is_leaf", "ndim", "layout", "is_sparse", "is_quantized",
+    "is_meta", "is_nested", "is_cuda", "names", "_base", "output_nr", "_version", "is_mkldnn", "is_mps",
+    "is_xla", "is_xpu", "is_ipu", "is_vulkan", "is_maia", "is_mtia", "itemsize",
+) if hasattr(torch.Tensor, name)}

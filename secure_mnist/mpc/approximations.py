@@ -17,6 +17,12 @@ passes `clip_input=False` and saves the comparison.
   [1, 2) by comparisons with the powers of two in the range.
 - log(x): the same normalisation x = m 2^n, then log x = p(m) + n log 2 with a Chebyshev
   polynomial on [1, 2).
+- sigmoid(x) = 1 / (1 + e^-|x|) for x >= 0 and 1 minus that for x < 0: one comparison gives the
+  sign, exp runs on [-bound, 0] (never large) and the reciprocal on [1, 2] (narrow). tanh(x) =
+  2 sigmoid(2x) - 1.
+- sqrt(x): the normalisation x = m 2^n, a Chebyshev polynomial for sqrt(m), times 2^(n/2).
+
+Called without a range (PySyft's `x.exp()`, `torch.sigmoid(x)`), each uses DEFAULT_RANGES.
 
 Fixed point limits what can be asked: the result must be encodable, and every product is kept
 small (share-local truncation fails with probability |raw product| / 2^64).
@@ -50,6 +56,24 @@ MAX_DEGREE = 8
 # with probability |raw product| / 2^64, and a product of real size v is v * scale^2 in the ring:
 # at 16 fractional bits, 64 keeps that below 2^-26 per element (at three decimal digits, 2^-38).
 MAX_RESULT = 64.0
+
+
+# The ranges used when a caller gives none (x.exp(), torch.sigmoid(x), ...), stated with their
+# maximum errors on docs/coming-from-pysyft.md. sigmoid and tanh take a bound: beyond +-bound
+# the result is the value at the bound, off by less than e^-bound (sigmoid) or 2 e^-2bound (tanh).
+DEFAULT_RANGES: dict[str, tuple[float, float]] = {
+    "exp": (-8.0, 4.0),
+    "log": (0.02, 50.0),
+    "reciprocal": (0.05, 50.0),
+    "sqrt": (0.01, 100.0),
+    "sigmoid": (-16.0, 16.0),
+    "tanh": (-8.0, 8.0),
+}
+
+
+def default_range(name: str, lower: float | None, upper: float | None) -> tuple[float, float]:
+    default = DEFAULT_RANGES[name]
+    return (default[0] if lower is None else float(lower), default[1] if upper is None else float(upper))
 
 
 # -- clipping ---------------------------------------------------------------------------------------
@@ -273,12 +297,14 @@ def log_plan(lower: float, upper: float, encoder: FixedPointEncoder) -> LogPlan:
 
 
 # -- the functions -----------------------------------------------------------------------------------
-def exp(x: FixedPrecisionTensor, lower: float, upper: float, *, clip_input: bool = True) -> FixedPrecisionTensor:
+def exp(x: FixedPrecisionTensor, lower: float | None = None, upper: float | None = None, *,
+        clip_input: bool = True) -> FixedPrecisionTensor:
     """e^x for x in [lower, upper] (clipped to it), within exp_plan(...).max_error.
 
     Below `lower` the result is e^lower (e^x is smaller still, so the error there is at most
     e^lower + max_error). e^upper may not exceed MAX_RESULT.
     """
+    lower, upper = default_range("exp", lower, upper)
     plan = exp_plan(float(lower), float(upper), x.encoder)
     if not x.is_shared:
         return FixedPrecisionTensor.encode(torch.exp(_decoded(x).clamp(lower, upper)), x.encoder)
@@ -291,8 +317,10 @@ def exp(x: FixedPrecisionTensor, lower: float, upper: float, *, clip_input: bool
     return q
 
 
-def reciprocal(x: FixedPrecisionTensor, lower: float, upper: float, *, clip_input: bool = True) -> FixedPrecisionTensor:
+def reciprocal(x: FixedPrecisionTensor, lower: float | None = None, upper: float | None = None, *,
+               clip_input: bool = True) -> FixedPrecisionTensor:
     """1/x for x in [lower, upper] with 0 < lower (clipped to it), within reciprocal_plan(...).max_error."""
+    lower, upper = default_range("reciprocal", lower, upper)
     plan = reciprocal_plan(float(lower), float(upper), x.encoder)
     if not x.is_shared:
         return FixedPrecisionTensor.encode(1.0 / _decoded(x).clamp(lower, upper), x.encoder)
@@ -306,14 +334,134 @@ def reciprocal(x: FixedPrecisionTensor, lower: float, upper: float, *, clip_inpu
     return _newton_iterations(mantissa, plan) * scale
 
 
-def log(x: FixedPrecisionTensor, lower: float, upper: float, *, clip_input: bool = True) -> FixedPrecisionTensor:
+def log(x: FixedPrecisionTensor, lower: float | None = None, upper: float | None = None, *,
+        clip_input: bool = True) -> FixedPrecisionTensor:
     """Natural log of x for x in [lower, upper] with 0 < lower (clipped to it), within log_plan(...).max_error."""
+    lower, upper = default_range("log", lower, upper)
     plan = log_plan(float(lower), float(upper), x.encoder)
     if not x.is_shared:
         return FixedPrecisionTensor.encode(torch.log(_decoded(x).clamp(lower, upper)), x.encoder)
     mantissa, one_hot = _normalise(x, plan.normalisation, clip_input, lower, upper)
     log_of_power = _one_hot_sum(one_hot, [-math.log(s) for s in plan.normalisation.scales], x)
     return evaluate(mantissa - plan.center, plan.coefficients) + log_of_power
+
+
+@dataclass(frozen=True)
+class SigmoidPlan:
+    """sigmoid on [-bound, bound]: e^-|x| by exp_plan(-bound, 0), then 1 / (1 + e^-|x|) by
+    reciprocal_plan(1, 2), then the sign put back. Beyond the bound: the value at the bound."""
+
+    bound: float
+    exp: ExpPlan
+    reciprocal: ReciprocalPlan
+    max_error: float  # absolute, for every input (inside the bound or not)
+    rounds: int
+
+
+@lru_cache(maxsize=64)
+def sigmoid_plan(bound: float, encoder: FixedPointEncoder) -> SigmoidPlan:
+    if not math.isfinite(bound) or bound <= 0:
+        raise ValueError(f"sigmoid needs a positive, finite bound, got {bound}")
+    exp_part = exp_plan(-bound, 0.0, encoder)
+    reciprocal_part = reciprocal_plan(1.0, 2.0, encoder)
+    # 1/(1 + e) moves by at most |de| for a denominator >= 1; beyond the bound, the clipped
+    # e^-bound makes sigmoid off by less than e^-bound. Putting the sign back is exact.
+    error = exp_part.max_error + reciprocal_part.max_error + math.exp(-bound)
+    rounds = (COMPARISON_ROUNDS + 1) + (COMPARISON_ROUNDS + exp_part.rounds) \
+        + (COMPARISON_ROUNDS + reciprocal_part.rounds) + 1
+    return SigmoidPlan(bound, exp_part, reciprocal_part, error, rounds)
+
+
+@dataclass(frozen=True)
+class SqrtPlan:
+    """sqrt on [lower, upper]: x = m 2^n, p(m - center) ~ sqrt(m), times 2^(n/2) (a one-hot sum)."""
+
+    lower: float
+    upper: float
+    normalisation: Normalisation
+    center: float
+    coefficients: tuple[float, ...]
+    max_error: float  # for inputs in [lower, upper]; below lower, at most sqrt(lower) + max_error
+    rounds: int
+
+
+@lru_cache(maxsize=64)
+def sqrt_plan(lower: float, upper: float, encoder: FixedPointEncoder) -> SqrtPlan:
+    _check_range("sqrt", lower, upper, encoder)
+    if lower <= 0:
+        raise ValueError(f"sqrt needs a positive range (lower > 0; below it the result is sqrt(lower)), "
+                         f"got [{lower}, {upper}]")
+    if math.sqrt(upper) > MAX_RESULT:
+        raise ValueError(f"sqrt: upper = {upper} is too large (sqrt above {MAX_RESULT:g})")
+    ulp = _ulp(encoder)
+    norm = _normalisation(lower, upper, encoder)
+    center = _encoded((norm.mantissa_lower + norm.mantissa_upper) / 2, encoder)
+    half = max(norm.mantissa_upper - center, center - norm.mantissa_lower)
+    # sqrt(x) = sqrt(x s) / sqrt(s) for the encoded scale s = 2^-n: the multipliers 1/sqrt(s)
+    multipliers = [_encoded(1 / math.sqrt(scale), encoder) for scale in norm.scales]
+    largest = max(multipliers)
+
+    def shifted(t):
+        return np.sqrt(t + center)
+
+    best = None
+    for degree in range(1, MAX_DEGREE + 1):
+        coefficients = chebyshev_coefficients(shifted, degree, -half, half)
+        error = interpolation_error(shifted, coefficients, -half, half)
+        error += evaluation_error(coefficients, half, ulp, norm.mantissa_error)
+        error += norm.mantissa_error / (2 * math.sqrt(norm.mantissa_lower))  # sqrt moves by dm / (2 sqrt m)
+        # times the multiplier (encoded within ulp/2), then one truncation
+        error = largest * error + math.sqrt(norm.mantissa_upper) * ulp / 2 + ulp
+        comparison = COMPARISON_ROUNDS + 1 if norm.thresholds else 0
+        plan = SqrtPlan(lower, upper, norm, center, coefficients, error,
+                        comparison + rounds_for_degree(degree) + (1 if len(norm.scales) > 1 else 0))
+        if best is None or plan.max_error < 0.8 * best.max_error:
+            best = plan
+    return best  # type: ignore[return-value]
+
+
+def sigmoid(x: FixedPrecisionTensor, bound: float | None = None) -> FixedPrecisionTensor:
+    """1 / (1 + e^-x) for every x, within sigmoid_plan(bound, ...).max_error (bound 16 by default)."""
+    bound = DEFAULT_RANGES["sigmoid"][1] if bound is None else float(bound)
+    plan = sigmoid_plan(bound, x.encoder)
+    if not x.is_shared:
+        return FixedPrecisionTensor.encode(torch.sigmoid(_decoded(x).clamp(-bound, bound)), x.encoder)
+    negative = is_negative(x.child)  # s = [x < 0], integers 0 and 1
+    flip = (-negative).mul_public(2).add_public(torch.ones((), dtype=torch.int64))  # 1 - 2s: +1 or -1
+    magnitude = x._wrap(muls([(x.child, flip)])[0])  # |x| = x (1 - 2s): an integer factor, exact
+    denominator = exp(-magnitude, -bound, 0.0) + 1.0
+    positive_part = reciprocal(denominator, 1.0, 2.0)  # sigmoid(|x|), in [1/2, 1]
+    # sigmoid(x) = s + (1 - 2s) sigmoid(|x|): exact once sigmoid(|x|) is known
+    signed = muls([(positive_part.child, flip)])[0]
+    return x._wrap(signed + negative.mul_public(x.encoder.scale))
+
+
+def tanh(x: FixedPrecisionTensor, bound: float | None = None) -> FixedPrecisionTensor:
+    """tanh x = 2 sigmoid(2x) - 1, within 2 sigmoid_plan(2 bound, ...).max_error (bound 8 by default)."""
+    bound = DEFAULT_RANGES["tanh"][1] if bound is None else float(bound)
+    if not x.is_shared:
+        return FixedPrecisionTensor.encode(torch.tanh(_decoded(x).clamp(-bound, bound)), x.encoder)
+    return sigmoid(x * 2, 2 * bound) * 2 - 1.0
+
+
+def tanh_error(bound: float, encoder: FixedPointEncoder) -> float:
+    """The maximum error of tanh with this bound: twice sigmoid's at twice the bound."""
+    return 2 * sigmoid_plan(2 * bound, encoder).max_error
+
+
+def sqrt(x: FixedPrecisionTensor, lower: float | None = None, upper: float | None = None, *,
+         clip_input: bool = True) -> FixedPrecisionTensor:
+    """Square root of x in [lower, upper] with 0 < lower (clipped to it), within sqrt_plan(...).max_error."""
+    lower, upper = default_range("sqrt", lower, upper)
+    plan = sqrt_plan(lower, upper, x.encoder)
+    if not x.is_shared:
+        return FixedPrecisionTensor.encode(torch.sqrt(_decoded(x).clamp(lower, upper)), x.encoder)
+    mantissa, one_hot = _normalise(x, plan.normalisation, clip_input, lower, upper)
+    root = evaluate(mantissa - plan.center, plan.coefficients)
+    multipliers = [1 / math.sqrt(scale) for scale in plan.normalisation.scales]
+    if len(multipliers) == 1:
+        return root * _encoded(multipliers[0], x.encoder)
+    return root * _one_hot_sum(one_hot, multipliers, x)
 
 
 # -- pieces ----------------------------------------------------------------------------------------

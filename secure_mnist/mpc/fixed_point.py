@@ -16,12 +16,15 @@ import torch
 from ..encoding import FixedPointEncoder
 from ..errors import NotSharedError, PrecisionMismatchError
 from ..parties import Party
-from .primitives.beaver import matmul, matmuls, mul, muls
+from . import compat
+from .primitives.beaver import bilinears, matmul, matmuls, mul, muls
 from .primitives.comparison import is_negative, relu_and_bit
-from .primitives.truncation import truncate
+from .primitives.truncation import truncate, truncate_each
+from .public import check_factors, reciprocal_fractions
 from .session import Session, session_for
-from .shapes import broadcast_shapes
+from .shapes import broadcast_shapes, output_shape_of
 from .sharing import AdditiveSharingTensor, reveal_to, share_secret
+from .windows import gather
 
 Ring = Union[torch.Tensor, AdditiveSharingTensor]
 Operand = Union["FixedPrecisionTensor", torch.Tensor, float, int]
@@ -59,24 +62,35 @@ class FixedPrecisionTensor:
         return self.child.session  # type: ignore[union-attr]
 
     def share(self, *parties: Any, crypto_provider: Any = None, owner: Party | None = None,
-              requires_grad: bool = False) -> Any:
+              requires_grad: bool = False, protocol: str | None = None, dtype: str | None = None,
+              field: int | None = None) -> Any:
         """Split into additive shares; the owner (by default the client) sends one to each worker.
 
-        Pass a Session, or PySyft-style the two workers and `crypto_provider=`. With
-        `requires_grad=True` the result is an AutogradTensor, ready for backpropagation.
+        Pass a Session, or PySyft-style the two workers and `crypto_provider=` (which may come
+        later: only products and comparisons need it). With `requires_grad=True` the result is
+        an AutogradTensor, ready for backpropagation. `protocol`, `dtype` and `field` are PySyft's
+        keywords: checked, and then the same protocol runs in Z_2^64 (see mpc/compat.py).
         """
+        compat.check_sharing_keywords(protocol=protocol, dtype=dtype, field=field)
         if self.is_shared:
             raise ValueError("this tensor is already shared; use .refresh() for fresh shares")
         if len(parties) == 1 and isinstance(parties[0], Session):
             session = parties[0]
         else:
             session = session_for(parties, crypto_provider)
-        shared = FixedPrecisionTensor(share_secret(session, owner or session.client, self.child), self.encoder)  # type: ignore[arg-type]
+        shared = self._wrap(share_secret(session, owner or session.client, self.child))  # type: ignore[arg-type]
         if requires_grad:
             from ..autograd import AutogradTensor
 
             return AutogradTensor(shared, requires_grad=True)
         return shared
+
+    def share_(self, *parties: Any, crypto_provider: Any = None, owner: Party | None = None,
+               protocol: str | None = None, dtype: str | None = None, field: int | None = None) -> FixedPrecisionTensor:
+        """share(), in place: this object becomes the shared tensor (PySyft's `share_`)."""
+        self.child = self.share(*parties, crypto_provider=crypto_provider, owner=owner, protocol=protocol,
+                                dtype=dtype, field=field).child
+        return self
 
     def get(self, receiver: Party | None = None) -> FixedPrecisionTensor:
         """Reconstruct at the receiver (the client by default); overflow is detected here."""
@@ -92,6 +106,8 @@ class FixedPrecisionTensor:
             raise NotSharedError("this tensor is still secret-shared: call .get() before .float_precision()")
         return self.encoder.decode(self.child)  # type: ignore[arg-type]
 
+    float_prec = float_precision
+
     def decrypt(self) -> torch.Tensor:
         """get() then float_precision(): the plaintext value, revealed to the client."""
         return self.get().float_precision()
@@ -99,6 +115,13 @@ class FixedPrecisionTensor:
     def refresh(self) -> FixedPrecisionTensor:
         self._require_shared("refresh")
         return self._wrap(self.child.refresh())  # type: ignore[union-attr]
+
+    def copy(self) -> FixedPrecisionTensor:
+        """The same value in new tensors (PySyft's `copy()`); shares are copied, not re-randomised."""
+        return self._map(torch.clone)
+
+    def __deepcopy__(self, memo: dict) -> FixedPrecisionTensor:
+        return self.copy()
 
     # -- shape -------------------------------------------------------------------------------------
     @property
@@ -119,7 +142,7 @@ class FixedPrecisionTensor:
 
     def _map(self, fn) -> FixedPrecisionTensor:
         child = self.child.map(fn) if self.is_shared else fn(self.child)  # type: ignore[union-attr]
-        return FixedPrecisionTensor(child, self.encoder)
+        return self._wrap(child)
 
     def view(self, *shape) -> FixedPrecisionTensor:
         return self._map(lambda t: t.view(*shape))
@@ -142,8 +165,11 @@ class FixedPrecisionTensor:
     def unsqueeze(self, dim: int) -> FixedPrecisionTensor:
         return self._map(lambda t: t.unsqueeze(dim))
 
-    def squeeze(self, dim: int | None = None) -> FixedPrecisionTensor:
+    def squeeze(self, dim: int | tuple[int, ...] | None = None) -> FixedPrecisionTensor:
         return self._map(lambda t: t.squeeze() if dim is None else t.squeeze(dim))
+
+    def permute(self, *dims) -> FixedPrecisionTensor:
+        return self._map(lambda t: t.permute(*dims))
 
     def expand(self, *shape) -> FixedPrecisionTensor:
         return self._map(lambda t: t.expand(*shape))
@@ -154,15 +180,21 @@ class FixedPrecisionTensor:
     def sum(self, dim: int | Sequence[int] | None = None, keepdim: bool = False) -> FixedPrecisionTensor:
         if dim is None:
             return self._map(torch.sum)
+        dim = tuple(dim) if isinstance(dim, (list, tuple)) else dim
         return self._map(lambda t: t.sum(dim, keepdim=keepdim))
 
-    def mean(self, dim: int | None = None, keepdim: bool = False) -> FixedPrecisionTensor:
-        count = self.numel() if dim is None else self.shape[dim]
-        return self.sum(dim, keepdim) / count
+    def mean(self, dim: int | Sequence[int] | None = None, keepdim: bool = False) -> FixedPrecisionTensor:
+        """The sum divided by the count (a truncation: exact to one step)."""
+        return self.sum(dim, keepdim) / reduced_count(self.shape, dim)
+
+    def _gather(self, positions: torch.Tensor) -> FixedPrecisionTensor:
+        """Windows of every sample, local: element i of the result is element positions[i] - 1 of
+        the sample flattened, or 0 where positions[i] == 0 (padding). See mpc/windows.py."""
+        return self._map(lambda t: gather(t, positions))
 
     # -- arithmetic --------------------------------------------------------------------------------
     def _wrap(self, child: Ring) -> FixedPrecisionTensor:
-        return FixedPrecisionTensor(child, self.encoder)
+        return type(self)(child, self.encoder)
 
     def _require_shared(self, what: str) -> None:
         if not self.is_shared:
@@ -170,6 +202,8 @@ class FixedPrecisionTensor:
 
     def _coerce(self, other: Operand) -> FixedPrecisionTensor:
         """Another operand as a FixedPrecisionTensor with this encoder, checking precision."""
+        if records_gradients(other):  # an AutogradTensor where no gradient is kept (a comparison)
+            other = other.child  # type: ignore[union-attr]
         if isinstance(other, FixedPrecisionTensor):
             if other.encoder != self.encoder:
                 raise PrecisionMismatchError(
@@ -182,6 +216,8 @@ class FixedPrecisionTensor:
         return FixedPrecisionTensor.encode(other, self.encoder)
 
     def __add__(self, other: Operand) -> FixedPrecisionTensor:
+        if records_gradients(other):
+            return NotImplemented  # AutogradTensor.__radd__ records the gradient
         other = self._coerce(other)
         _check_broadcast(self.shape, other.shape, "+")
         return self._wrap(_add(self.child, other.child))
@@ -192,14 +228,19 @@ class FixedPrecisionTensor:
         return self._map(torch.neg)
 
     def __sub__(self, other: Operand) -> FixedPrecisionTensor:
+        if records_gradients(other):
+            return NotImplemented
         return self + (-self._coerce(other))
 
     def __rsub__(self, other: Operand) -> FixedPrecisionTensor:
         return (-self) + other
 
     def __mul__(self, other: Operand) -> FixedPrecisionTensor:
+        if records_gradients(other):
+            return NotImplemented
         if isinstance(other, int) and not isinstance(other, bool):
             return self._map(lambda t: t * other)  # an integer factor needs no rescaling
+        check_factors(other, self.encoder)
         other = self._coerce(other)
         _check_broadcast(self.shape, other.shape, "*")
         return self._product(other, torch.mul)
@@ -207,6 +248,8 @@ class FixedPrecisionTensor:
     __rmul__ = __mul__
 
     def __matmul__(self, other: Operand) -> FixedPrecisionTensor:
+        if records_gradients(other):
+            return NotImplemented
         other = self._coerce(other)
         _check_matmul(self.shape, other.shape)
         return self._product(other, torch.matmul)
@@ -214,36 +257,71 @@ class FixedPrecisionTensor:
     def __rmatmul__(self, other: Operand) -> FixedPrecisionTensor:
         return self._coerce(other) @ self
 
+    def dot(self, other: Operand) -> FixedPrecisionTensor:
+        """torch.dot: the inner product of two 1-D tensors."""
+        if records_gradients(other):
+            return NotImplemented
+        other = self._coerce(other)
+        if self.dim() != 1 or other.dim() != 1 or self.shape != other.shape:
+            raise ValueError(f"dot needs two 1-D tensors of the same size, got {tuple(self.shape)} and {tuple(other.shape)}")
+        return self @ other
+
     def _product(self, other: FixedPrecisionTensor, op) -> FixedPrecisionTensor:
-        """op(x, y) for a bilinear op, rescaled by one factor of the scale."""
+        """op(x, y) for a bilinear op, rescaled by one factor of the scale.
+
+        Public x public rounds to nearest (PySyft did); a shared operand truncates stochastically.
+        """
         if self.is_shared and other.is_shared:
-            raw = (matmul if op is torch.matmul else mul)(self.child, other.child)  # type: ignore[arg-type]
+            if op is torch.matmul or op is torch.mul:
+                raw = (matmul if op is torch.matmul else mul)(self.child, other.child)  # type: ignore[arg-type]
+            else:
+                (raw,) = bilinears([(self.child, other.child, op)])  # type: ignore[list-item]
         elif self.is_shared or other.is_shared:
             shared, public = (self, other) if self.is_shared else (other, self)
             first_is_shared = self.is_shared
             raw = shared.child.map(lambda s: op(s, public.child) if first_is_shared else op(public.child, s))  # type: ignore[union-attr]
         else:
-            raw = op(self.child, other.child)
-            return self._wrap(torch.div(raw, self.encoder.scale, rounding_mode="floor"))
+            return self._wrap(_divide_to_nearest(op(self.child, other.child), self.encoder.scale))
         return self._wrap(truncate(raw, self.encoder.scale))
 
     def __truediv__(self, other: Operand) -> FixedPrecisionTensor:
+        """Division by a public number, exact to one step (see mpc/public.py); by a shared one,
+        multiply by its reciprocal instead."""
+        if records_gradients(other):
+            return NotImplemented
         if isinstance(other, FixedPrecisionTensor) and other.is_shared:
             raise NotImplementedError("division by a secret-shared value is not supported; divide by a public number")
         if isinstance(other, FixedPrecisionTensor):  # public: divide by its value
             other = other.float_precision()
-        if isinstance(other, int) and not isinstance(other, bool):
-            if other == 0:
-                raise ZeroDivisionError("division of a fixed-point tensor by zero")
-            if other < 0:
-                return -(self / -other)
-            if not self.is_shared:
-                return self._wrap(torch.div(self.child, other, rounding_mode="floor"))
-            return self._wrap(truncate(self.child, other))  # type: ignore[arg-type]
-        divisor = torch.as_tensor(other, dtype=torch.float64)
-        if (divisor == 0).any():
+        divisors = torch.as_tensor(other, dtype=torch.float64)
+        if (divisors == 0).any():
             raise ZeroDivisionError("division of a fixed-point tensor by zero")
-        return self * (1.0 / divisor)
+        _check_broadcast(self.shape, divisors.shape, "/")
+        numerators, denominators = reciprocal_fractions(divisors, self.encoder)
+        if not self.is_shared:
+            return self._wrap(_divide_to_nearest(self.child * numerators, denominators))  # type: ignore[operator]
+        scaled = self.child
+        if divisors.dim() or int(numerators) != 1:  # x * q: exact, local
+            scaled = scaled.map(lambda s: s * numerators)  # type: ignore[union-attr]
+        if denominators.numel() == 1:
+            return self._wrap(truncate(scaled, int(denominators.reshape(()))))  # type: ignore[arg-type]
+        return self._wrap(truncate_each(scaled, denominators))  # type: ignore[arg-type]
+
+    def add_(self, other: Operand) -> FixedPrecisionTensor:
+        """self + other, in place (the object now holds new shares; shares are never changed in place)."""
+        result = self + other
+        if result is NotImplemented:
+            raise TypeError("add_ of a FixedPrecisionTensor and an AutogradTensor: write x = other + x instead")
+        self.child = result.child
+        return self
+
+    def sub_(self, other: Operand) -> FixedPrecisionTensor:
+        """self - other, in place."""
+        result = self - other
+        if result is NotImplemented:
+            raise TypeError("sub_ of a FixedPrecisionTensor and an AutogradTensor: write x = x - other instead")
+        self.child = result.child
+        return self
 
     def __pow__(self, exponent: int) -> FixedPrecisionTensor:
         if not isinstance(exponent, int) or exponent < 1:
@@ -254,21 +332,27 @@ class FixedPrecisionTensor:
         return result
 
     # -- comparisons ---------------------------------------------------------------------------------
-    def relu_with_derivative(self) -> tuple[FixedPrecisionTensor, AdditiveSharingTensor]:
-        """max(x, 0) and the shared bit [x >= 0], computed without revealing any sign."""
-        self._require_shared("relu")
+    def relu_with_derivative(self) -> tuple[FixedPrecisionTensor, Ring]:
+        """max(x, 0) and the bit [x >= 0] (shared if x is), computed without revealing any sign."""
+        if not self.is_shared:
+            positive = (self.child >= 0).to(torch.int64)  # type: ignore[operator]
+            return self._wrap(self.child * positive), positive  # type: ignore[operator]
         relu, positive = relu_and_bit(self.child)  # type: ignore[arg-type]
         return self._wrap(relu), positive  # type: ignore[arg-type]
 
     def relu(self) -> FixedPrecisionTensor:
         return self.relu_with_derivative()[0]
 
-    def _bits_to_fixed(self, bits: AdditiveSharingTensor) -> FixedPrecisionTensor:
-        return self._wrap(bits.mul_public(self.encoder.scale))
+    def _bits_to_fixed(self, bits: Ring) -> FixedPrecisionTensor:
+        if isinstance(bits, AdditiveSharingTensor):
+            return self._wrap(bits.mul_public(self.encoder.scale))
+        return self._wrap(bits * self.encoder.scale)
 
-    def _negative_bits(self, other: Operand | None = None) -> AdditiveSharingTensor:
-        self._require_shared("comparison")
-        diff = self if other is None else self - other
+    def _negative_bits(self, other: Operand | None = None) -> Ring:
+        """[self < other] as integers 0 and 1: shared if either side is, else plain."""
+        diff = self if other is None else self - self._coerce(other)
+        if not diff.is_shared:
+            return (diff.child < 0).to(torch.int64)  # type: ignore[operator]
         return is_negative(diff.child)  # type: ignore[arg-type]
 
     def lt(self, other: Operand) -> FixedPrecisionTensor:
@@ -289,39 +373,101 @@ class FixedPrecisionTensor:
 
     def eq(self, other: Operand) -> FixedPrecisionTensor:
         """1.0 where the encodings are equal: neither x < y nor y < x, both signs found in one pass."""
-        diff = (self - other).child
+        difference = self - self._coerce(other)
+        if not difference.is_shared:
+            return self._bits_to_fixed((difference.child == 0).to(torch.int64))  # type: ignore[union-attr]
+        diff = difference.child
         signs = is_negative(_stack(diff, -diff))  # type: ignore[operator]
         below, above = signs.map(lambda s: s[0]), signs.map(lambda s: s[1])
         return self._bits_to_fixed(_not(below + above))
 
     __eq__ = eq  # type: ignore[assignment]
 
-    def argmax(self, dim: int = -1) -> FixedPrecisionTensor:
-        """Index of the largest value along dim (the first one on ties), as an encrypted number.
+    # -- approximations (mpc/approximations.py): each for a stated input range, with its max error ---
+    def exp(self, lower: float | None = None, upper: float | None = None, **pysyft_options: Any) -> FixedPrecisionTensor:
+        """e^x on [lower, upper] (default [-8, 4]); inputs outside are clipped to it."""
+        from . import approximations
 
-        A tournament: neighbours are compared pairwise and the larger one (with its index) moves
-        on, so ceil(log2 n) comparison rounds for n values.
-        """
-        self._require_shared("argmax")
-        values = self.transpose(dim, -1) if dim not in (-1, self.dim() - 1) else self
-        n = values.shape[-1]
-        index_values = torch.arange(n, dtype=torch.float64).expand(values.shape)
-        indices = FixedPrecisionTensor(AdditiveSharingTensor.public(self.session, self.encoder.encode(index_values)),
-                                       self.encoder)
-        while values.shape[-1] > 1:
-            pairs = values.shape[-1] // 2 * 2
-            left, right = values[..., 0:pairs:2], values[..., 1:pairs:2]
-            left_i, right_i = indices[..., 0:pairs:2], indices[..., 1:pairs:2]
-            right_wins = is_negative((left - right).child)  # type: ignore[arg-type]
-            deltas = _stack((right - left).child, (right_i - left_i).child)  # type: ignore[arg-type]
-            chosen = mul(deltas, _stack(right_wins, right_wins))
-            new_values = left + self._wrap(chosen.map(lambda s: s[0]))
-            new_indices = left_i + self._wrap(chosen.map(lambda s: s[1]))
-            if values.shape[-1] > pairs:
-                new_values = _cat_last(new_values, values[..., pairs:])
-                new_indices = _cat_last(new_indices, indices[..., pairs:])
-            values, indices = new_values, new_indices
-        return indices.squeeze(-1)
+        compat.check_approximation_options("exp", pysyft_options)
+        return approximations.exp(self, lower, upper)
+
+    def log(self, lower: float | None = None, upper: float | None = None, **pysyft_options: Any) -> FixedPrecisionTensor:
+        """Natural log on [lower, upper] (default [0.02, 50]); inputs outside are clipped to it."""
+        from . import approximations
+
+        compat.check_approximation_options("log", pysyft_options)
+        return approximations.log(self, lower, upper)
+
+    def reciprocal(self, lower: float | None = None, upper: float | None = None,
+                   **pysyft_options: Any) -> FixedPrecisionTensor:
+        """1/x on [lower, upper] (default [0.05, 50]); inputs outside are clipped to it."""
+        from . import approximations
+
+        compat.check_approximation_options("reciprocal", pysyft_options)
+        return approximations.reciprocal(self, lower, upper)
+
+    def sqrt(self, lower: float | None = None, upper: float | None = None, **pysyft_options: Any) -> FixedPrecisionTensor:
+        """Square root on [lower, upper] (default [0.01, 100]); inputs outside are clipped to it."""
+        from . import approximations
+
+        compat.check_approximation_options("sqrt", pysyft_options)
+        return approximations.sqrt(self, lower, upper)
+
+    def sigmoid(self, bound: float | None = None, **pysyft_options: Any) -> FixedPrecisionTensor:
+        """1 / (1 + e^-x) for every x (exact to its stated error; beyond +-bound, default 16, the
+        value at the bound)."""
+        from . import approximations
+
+        compat.check_approximation_options("sigmoid", pysyft_options)
+        return approximations.sigmoid(self, bound)
+
+    def tanh(self, bound: float | None = None, **pysyft_options: Any) -> FixedPrecisionTensor:
+        """tanh x = 2 sigmoid(2x) - 1 (beyond +-bound, default 8, the value at the bound)."""
+        from . import approximations
+
+        compat.check_approximation_options("tanh", pysyft_options)
+        return approximations.tanh(self, bound)
+
+    # -- the largest and smallest values: a knockout tournament (mpc/tournament.py) -----------------
+    def max(self, dim: int | Operand | None = None, keepdim: bool = False) -> Any:
+        """torch's max: the largest value (dim=None); (values, indices) along dim; or, given another
+        tensor, the elementwise maximum. Ties go to the first index, as in torch."""
+        from .tournament import largest
+
+        if dim is not None and not isinstance(dim, int):
+            return _elementwise_max(self, self._coerce(dim))
+        return largest(self, dim, keepdim)
+
+    def min(self, dim: int | Operand | None = None, keepdim: bool = False) -> Any:
+        """torch's min, as max of the negation."""
+        from .tournament import largest
+
+        if dim is not None and not isinstance(dim, int):
+            return -_elementwise_max(-self, -self._coerce(dim))
+        result = largest(-self, dim, keepdim)
+        if dim is None:
+            return -result
+        return torch.return_types.min((-result.values, result.indices))
+
+    def argmax(self, dim: int | None = None, keepdim: bool = False) -> FixedPrecisionTensor:
+        """Index of the largest value (the first one on ties), as an encrypted number; with
+        dim=None, the index into the flattened tensor, as torch.argmax. ceil(log2 n) rounds of
+        comparisons for n values."""
+        from .tournament import largest_index
+
+        return largest_index(self, dim, keepdim)
+
+    def argmin(self, dim: int | None = None, keepdim: bool = False) -> FixedPrecisionTensor:
+        from .tournament import largest_index
+
+        return largest_index(-self, dim, keepdim)
+
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        """torch.* and torch.nn.functional calls on encrypted values (see secure_mnist/functional.py)."""
+        from ..functional import dispatch
+
+        return dispatch(func, args, kwargs or {}, autograd=False)
 
     def __repr__(self) -> str:
         if self.is_shared:
@@ -333,24 +479,36 @@ def products_together(pairs: Sequence[tuple[FixedPrecisionTensor, Operand] | Non
                       ) -> list[FixedPrecisionTensor | None]:
     """Independent products op(x, y) in one round (None entries are skipped); public operands
     need no round at all."""
-    results: list[FixedPrecisionTensor | None] = [None] * len(pairs)
+    return bilinear_together([None if pair is None else (pair[0], pair[1], op) for pair in pairs])
+
+
+def bilinear_together(products: Sequence[tuple[FixedPrecisionTensor, Operand, Any] | None]
+                      ) -> list[FixedPrecisionTensor | None]:
+    """Independent products op(x, y), each by its own bilinear op, in one round (None entries
+    are skipped); public operands need no round at all."""
+    results: list[FixedPrecisionTensor | None] = [None] * len(products)
     shared = []
-    for index, pair in enumerate(pairs):
-        if pair is None:
+    for index, product in enumerate(products):
+        if product is None:
             continue
-        left, right = pair[0], pair[0]._coerce(pair[1])
+        left, right, op = product[0], product[0]._coerce(product[1]), product[2]
         if op is torch.matmul:
             _check_matmul(left.shape, right.shape)
-        else:
+        elif op is torch.mul:
             _check_broadcast(left.shape, right.shape, "*")
         if left.is_shared and right.is_shared:
-            shared.append((index, left, right))
+            shared.append((index, left, right, op))
         else:
             results[index] = left._product(right, op)
-    together = matmuls if op is torch.matmul else muls  # (timed as linear layers / elementwise products)
-    raw = together([(left.child, right.child) for _, left, right in shared]) if shared else []
-    for (index, left, _), product in zip(shared, raw):
-        results[index] = left._wrap(truncate(product, left.encoder.scale))
+    if shared:
+        ops = {op for *_, op in shared}
+        together = matmuls if ops == {torch.matmul} else muls if ops == {torch.mul} else None
+        if together is not None:  # (timed as linear layers / elementwise products)
+            raw = together([(left.child, right.child) for _, left, right, _ in shared])
+        else:
+            raw = bilinears([(left.child, right.child, op) for _, left, right, op in shared])
+        for (index, left, _, _), product in zip(shared, raw):
+            results[index] = left._wrap(truncate(product, left.encoder.scale))
     return results
 
 
@@ -360,7 +518,63 @@ def matmul_together(pairs: Sequence[tuple[FixedPrecisionTensor, FixedPrecisionTe
     return products_together(pairs, torch.matmul)
 
 
+def join(tensors: Sequence[Operand], dim: int = 0, stack: bool = False) -> FixedPrecisionTensor:
+    """torch.cat (or torch.stack) of fixed-point tensors, local: each worker joins its own shares;
+    public tensors among them are held by the first worker."""
+    tensors = list(tensors)
+    model = next((t for t in tensors if isinstance(t, FixedPrecisionTensor)), None)
+    if model is None:
+        raise TypeError("cat/stack of encrypted tensors needs at least one FixedPrecisionTensor")
+    parts = [model._coerce(t) for t in tensors]
+    combine = torch.stack if stack else torch.cat
+    shared = [p for p in parts if p.is_shared]
+    if not shared:
+        return model._wrap(combine([p.child for p in parts], dim))  # type: ignore[misc]
+    session = shared[0].session
+    rings = []
+    for part in parts:
+        if part.is_shared:
+            shared[0].child._same_parties(part.child)  # type: ignore[union-attr]
+            rings.append(part.child)
+        else:
+            rings.append(AdditiveSharingTensor.public(session, part.child))  # type: ignore[arg-type]
+    shares = {w: combine([r.share_of(w) for r in rings], dim) for w in session.local_workers}
+    shape = output_shape_of(lambda *ts: combine(ts, dim), *(r.shape for r in rings))
+    return model._wrap(AdditiveSharingTensor(session, shares, shape))
+
+
 # -- helpers ------------------------------------------------------------------------------------------
+def records_gradients(value: object) -> bool:
+    """Whether `value` is an AutogradTensor: it handles mixed operations itself, recording gradients."""
+    return getattr(type(value), "_records_gradients", False)
+
+
+def reduced_count(shape: torch.Size, dim: int | Sequence[int] | None) -> int:
+    """How many elements a reduction over `dim` adds up (all of them for None)."""
+    if dim is None:
+        return shape.numel()
+    dims = dim if isinstance(dim, (list, tuple)) else (dim,)
+    count = 1
+    for d in dims:
+        count *= shape[d]
+    return count
+
+
+def _divide_to_nearest(raw: torch.Tensor, divisor: int | torch.Tensor) -> torch.Tensor:
+    """raw / divisor rounded to the nearest integer (halves up), for public values."""
+    half = divisor // 2
+    return torch.div(raw + half, divisor, rounding_mode="floor")
+
+
+def _elementwise_max(x: FixedPrecisionTensor, y: FixedPrecisionTensor) -> FixedPrecisionTensor:
+    """torch.maximum(x, y) = y + relu(x - y): one comparison."""
+    _check_broadcast(x.shape, y.shape, "max")
+    difference = x - y
+    if not difference.is_shared:
+        return x._wrap(torch.maximum(x.child, y.child))  # type: ignore[arg-type]
+    return y + difference.relu()
+
+
 def _add(x: Ring, y: Ring) -> Ring:
     if isinstance(x, AdditiveSharingTensor) and isinstance(y, AdditiveSharingTensor):
         return x + y
@@ -371,8 +585,10 @@ def _add(x: Ring, y: Ring) -> Ring:
     return x + y
 
 
-def _not(bits: AdditiveSharingTensor) -> AdditiveSharingTensor:
-    """1 - b for a shared bit b."""
+def _not(bits: Ring) -> Ring:
+    """1 - b for a bit b, shared or plain."""
+    if not isinstance(bits, AdditiveSharingTensor):
+        return 1 - bits
     return (-bits).add_public(torch.ones((), dtype=torch.int64))
 
 
@@ -380,10 +596,6 @@ def _stack(x: AdditiveSharingTensor, y: AdditiveSharingTensor) -> AdditiveSharin
     x._same_parties(y)
     return AdditiveSharingTensor(x.session, {w: torch.stack([x.share_of(w), y.share_of(w)])
                                              for w in x.session.local_workers}, torch.Size((2, *x.shape)))
-
-
-def _cat_last(x: FixedPrecisionTensor, y: FixedPrecisionTensor) -> FixedPrecisionTensor:
-    return x._wrap(x.child.zip(y.child, lambda a, b: torch.cat([a, b], dim=-1)))  # type: ignore[union-attr]
 
 
 def _check_broadcast(a: torch.Size, b: torch.Size, op: str) -> None:

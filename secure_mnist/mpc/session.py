@@ -160,7 +160,41 @@ class Session:
         return traffic
 
     def describe(self) -> str:
-        return f"workers {self.workers[0].name}, {self.workers[1].name}; crypto provider {self.provider.name}"
+        provider = "none yet" if isinstance(self.provider, MissingCryptoProvider) else self.provider.name
+        return f"workers {self.workers[0].name}, {self.workers[1].name}; crypto provider {provider}"
+
+    # -- a crypto provider given late (PySyft's share() without crypto_provider=) ----------------
+    def require_provider(self) -> None:
+        """Raise a clear error if this session still has no crypto provider to deal randomness."""
+        if isinstance(self.provider, MissingCryptoProvider):
+            raise SetupError(
+                "this operation (a product of two shared values, or a comparison) needs a crypto provider "
+                "to deal Beaver triples and random bits, but these tensors were shared without one: "
+                "pass crypto_provider=... to .share()"
+            )
+
+    def attach_provider(self, provider: CryptoProvider) -> None:
+        """Give a session that was started without a crypto provider its real one.
+
+        Tensors already shared stay valid: only the dealer's streams with the workers are new.
+        In-process sessions only (the PySyft API), where every party runs here.
+        """
+        if not isinstance(self.provider, MissingCryptoProvider):
+            raise SetupError(f"this session already has a crypto provider ({self.provider.name})")
+        if provider.name in {p.name for p in (*self.workers, self.client)}:
+            raise SetupError(f"every party needs its own name, got {provider.name} twice")
+        add_party = getattr(self.comm, "add_party", None)
+        if add_party is None:
+            raise SetupError("a crypto provider can be added later only when every party runs in this process")
+        add_party(provider.name)
+        self.provider = provider
+        for worker in self.workers:
+            self._agree_on_seed(provider, worker)
+
+
+class MissingCryptoProvider(CryptoProvider):
+    """Stands in for a crypto provider not given yet: linear operations need none, and PySyft
+    allowed `share()` without one. Asking it for randomness raises (see Session.require_provider)."""
 
 
 def _master_seed(seed: bytes | int | None) -> bytes:
@@ -187,24 +221,40 @@ def _party(kind: type[Party], party: Party | str, master: bytes) -> Party:
     return kind(party, PRG(derive_seed(master, party)))
 
 
-_GROUPS: dict[tuple[int, ...], Session] = {}  # each session keeps its parties alive, so ids stay valid
+# Sessions by their pair of workers (the party objects themselves: two 'alice' objects differ).
+# Each session keeps its parties alive, so ids stay valid.
+_GROUPS: dict[frozenset[int], list[Session]] = {}
 
 
 def session_for(workers: Sequence[Any], crypto_provider: Any) -> Session:
     """The one session of a group of parties, so that all tensors shared among them combine.
 
     Accepts Worker/CryptoProvider objects or PySyft-style VirtualWorkers (anything with `as_role`).
+    The order of the workers does not matter: (alice, bob) and (bob, alice) are one group. Without
+    a crypto provider the group's session is used as it is (or started without one: linear
+    operations need none); the first crypto provider given to a group joins its session.
     """
-    if crypto_provider is None:
-        raise SetupError("share() needs crypto_provider=...: it deals the Beaver triples for multiplication")
-    if len(workers) < 2:
-        raise SetupError(f"secret sharing needs 2 workers, got {len(workers)}")
+    if len(workers) != 2:
+        raise SetupError(f"secret sharing needs 2 workers, got {len(workers)}"
+                         + ("" if len(workers) < 2 else ": secure_mnist's protocols are two-party"))
     roles = [w.as_role(Worker) if hasattr(w, "as_role") else w for w in workers]
     provider = crypto_provider.as_role(CryptoProvider) if hasattr(crypto_provider, "as_role") else crypto_provider
-    for party in (*roles, provider):
+    for party in (*roles, *([] if provider is None else [provider])):
         if not isinstance(party, Party):
             raise SetupError(f"expected parties (workers and a crypto provider), got {party!r}")
-    key = tuple(id(p) for p in (*roles, provider))  # the parties themselves: two 'alice' objects differ
-    if key not in _GROUPS:
-        _GROUPS[key] = Session(workers=roles, crypto_provider=provider)
-    return _GROUPS[key]
+    if roles[0] is roles[1]:
+        raise SetupError(f"the two workers must be different parties, got {roles[0].name} twice")
+    sessions = _GROUPS.setdefault(frozenset(id(r) for r in roles), [])
+    if provider is None:
+        if not sessions:
+            sessions.append(Session(workers=roles, crypto_provider=MissingCryptoProvider("no crypto provider")))
+        return sessions[0]
+    for session in sessions:
+        if session.provider is provider:
+            return session
+    for session in sessions:
+        if isinstance(session.provider, MissingCryptoProvider):
+            session.attach_provider(provider)
+            return session
+    sessions.append(Session(workers=roles, crypto_provider=provider))
+    return sessions[-1]

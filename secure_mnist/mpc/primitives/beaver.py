@@ -91,3 +91,9 @@ def matmuls(pairs: Sequence[tuple[AdditiveSharingTensor, AdditiveSharingTensor]]
 def muls(pairs: Sequence[tuple[AdditiveSharingTensor, AdditiveSharingTensor]]) -> list[AdditiveSharingTensor]:
     """Several independent elementwise products in one round."""
     return beaver_products([(x, y, torch.mul) for x, y in pairs])
+
+
+@timed("linear layers (matmul)")
+def bilinears(products: Sequence[Product]) -> list[AdditiveSharingTensor]:
+    """Products by other bilinear maps (a convolution of input and weight, its gradients), one round."""
+    return beaver_products(products)

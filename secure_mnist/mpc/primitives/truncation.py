@@ -38,3 +38,18 @@ def truncate(x: AdditiveSharingTensor, divisor: int) -> AdditiveSharingTensor:
                            else -torch.div(-share, divisor, rounding_mode="floor"))
     return AdditiveSharingTensor(x.session, out, x.shape)
 # --8<-- [end:truncate]
+
+
+@timed("truncation")
+def truncate_each(x: AdditiveSharingTensor, divisors: torch.Tensor) -> AdditiveSharingTensor:
+    """`truncate` with a divisor per element (int64, broadcast against x), e.g. the denominators
+    of a public tensor of divisors (see mpc/public.py), or the window sizes of an average pool."""
+    if divisors.numel() and int(divisors.min()) < 1:
+        raise ValueError(f"truncation needs positive integer divisors, got {int(divisors.min())}")
+    first = x.session.first
+    shape = torch.broadcast_shapes(x.shape, divisors.shape)
+    out = {}
+    for worker, share in x.local_shares().items():
+        out[worker] = (torch.div(share, divisors, rounding_mode="floor") if worker is first
+                       else -torch.div(-share, divisors, rounding_mode="floor"))
+    return AdditiveSharingTensor(x.session, out, shape)

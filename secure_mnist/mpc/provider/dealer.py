@@ -34,6 +34,7 @@ def correlated_randomness(session: Session, n_random: int, n_derived: int, deriv
     random bits (XOR-shared) instead of random words. derive(r) is always shared as `sharing` says,
     except that with random bits it is shared additively (a bit in both sharings).
     """
+    session.require_provider()
     dealer = session.provider
     first = session.first
     join = torch.bitwise_xor if sharing == "xor" or random_bits else torch.add
