@@ -34,6 +34,7 @@ from .optim import SGD
 from . import checkpoints
 
 N_CLASSES = 10
+MNIST_ITEMS = {True: 60_000, False: 10_000}  # training and test items in the shipped files (MD5-checked)
 
 
 @dataclass
@@ -67,15 +68,15 @@ class TrainingConfig:
         self.lr_drops = tuple(sorted(self.lr_drops))
         if any(epoch < 2 for epoch in self.lr_drops):
             raise ValueError(f"the learning rate can drop from epoch 2 on, got {list(self.lr_drops)}")
-
-    def lr_at(self, epoch: int) -> float:
-        """The (public) learning rate of an epoch: lr, divided by 10 at each drop reached."""
-        return self.lr * 0.1 ** sum(1 for drop in self.lr_drops if epoch >= drop)
         for name in ("batch_size", "test_batch_size", "n_train_items", "n_test_items", "epochs"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.lr <= 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
+
+    def lr_at(self, epoch: int) -> float:
+        """The (public) learning rate of an epoch: lr, divided by 10 at each drop reached."""
+        return self.lr * 0.1 ** sum(1 for drop in self.lr_drops if epoch >= drop)
 
     def initial_seed(self) -> int:
         """The seed of torch's generator before the data and the model are set up.
@@ -162,8 +163,9 @@ def placeholder_batches(config: TrainingConfig, train: bool) -> list[tuple[torch
     n_items = config.n_train_items if train else config.n_test_items
     size = config.batch_size if train else config.test_batch_size
     n_batches = -(-n_items // size)
-    dataset = torch.utils.data.TensorDataset(torch.empty(n_batches * size, 1, 28, 28, device="meta"),
-                                             torch.empty(n_batches * size, dtype=torch.int64, device="meta"))
+    n_rows = min(n_batches * size, MNIST_ITEMS[train])  # the last batch is short when MNIST runs out
+    dataset = torch.utils.data.TensorDataset(torch.empty(n_rows, 1, 28, 28, device="meta"),
+                                             torch.empty(n_rows, dtype=torch.int64, device="meta"))
     loader = torch.utils.data.DataLoader(dataset, batch_size=size)
     return [(x, y) for i, (x, y) in enumerate(loader) if i < n_items / size]
 
@@ -183,7 +185,8 @@ def private_batches(config: TrainingConfig, session: Session, train: bool) -> li
     for owner in dict.fromkeys(batch_owners):  # each owner's batches, in order
         indices = [i for i, o in enumerate(batch_owners) if o is owner]
         if session.is_local(owner):
-            images, labels = load_mnist_rows(train, indices[0] * size, (indices[-1] + 1) * size)
+            stop = min((indices[-1] + 1) * size, MNIST_ITEMS[train])  # a short last batch, as the placeholders'
+            images, labels = load_mnist_rows(train, indices[0] * size, stop)
             batches = list(zip(normalized_images(images).split(size), labels.split(size)))
         else:
             batches = [placeholders[i] for i in indices]
@@ -274,12 +277,12 @@ def train_encrypted(config: TrainingConfig, session: Session | None = None, on_b
     first_epoch = 1
     if resume_from:
         first_epoch = checkpoints.load(resume_from, session, model, config, _inputs(train_data), optimizer) + 1
-    result = RunResult("encrypted", None, len(test_data) * config.test_batch_size,
+    result = RunResult("encrypted", None, _items_in(test_data),
                        initial_seed=seed if session.is_local(session.client) else None)
     before = session.comm.stats.snapshot()
     traffic_before = session.traffic_by_party()
     started = time.perf_counter()
-    correct = None
+    correct, tested = None, False  # the count is None outside the client's process: track testing apart
     for epoch in range(first_epoch, config.epochs + 1):
         model.train()
         optimizer.lr = config.lr_at(epoch)
@@ -307,13 +310,13 @@ def train_encrypted(config: TrainingConfig, session: Session | None = None, on_b
             checkpoints.save(checkpoint_dir, session, model, config, epoch, _inputs(train_data), optimizer)
         if config.test_every_epoch or epoch == config.epochs:
             test_start = time.perf_counter()
-            correct = _test_encrypted(model, test_data, config.keep_openings)
+            correct, tested = _test_encrypted(model, test_data, config.keep_openings), True
             epoch_log.test_seconds = time.perf_counter() - test_start
             epoch_log.correct, epoch_log.total = correct, result.total
         result.epochs.append(epoch_log)
         if on_epoch:
             on_epoch(epoch_log)
-    if correct is None:  # resumed after the last epoch: test what was restored
+    if not tested:  # resumed after the last epoch: test what was restored
         correct = _test_encrypted(model, test_data, config.keep_openings)
     result.correct = correct
     session.comm.flush()
@@ -337,6 +340,11 @@ def _test_encrypted(model: nn.Module, test_data, keep_openings: bool) -> int | N
                 _forget_openings(data, target)
     revealed = _revealed(correct.decrypt())
     return None if revealed is None else int(round(revealed))
+
+
+def _items_in(batches) -> int:
+    """How many items the batches hold (the last one may be short)."""
+    return sum(len(data) for data, _ in batches)
 
 
 def _forget_openings(*tensors: AutogradTensor) -> None:
@@ -370,7 +378,7 @@ def train_plaintext(config: TrainingConfig, on_batch: Callback | None = None,
     model = Net(config.activation)
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum)
     loss_function = LOSSES[config.loss]
-    result = RunResult("plaintext", 0, len(test_data) * config.test_batch_size)
+    result = RunResult("plaintext", 0, _items_in(test_data))
     started = time.perf_counter()
     for epoch in range(1, config.epochs + 1):
         model.train()

@@ -16,7 +16,8 @@ def check_results_log(data: dict, finished: bool = True) -> None:
     assert isinstance(data["started"], str) and data["parties"] in ("in-process", "processes")
     config = data["config"]
     epochs = config["epochs"]
-    expected_total = math.ceil(config["n_test_items"] / config["test_batch_size"]) * config["test_batch_size"]
+    expected_total = min(math.ceil(config["n_test_items"] / config["test_batch_size"]) * config["test_batch_size"],
+                         10_000)  # whole batches, as the tutorial counts them, until MNIST's 10,000 run out
     assert data["encrypted"]["epochs"] or not finished, "a finished run without a single epoch"
     for run in RUNS:
         entries = data[run]["epochs"]

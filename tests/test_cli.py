@@ -101,3 +101,12 @@ def test_bad_training_settings_get_a_clear_message(argv, message, capsys):
         main(argv)
     assert exit_.value.code == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("parties", ["in-process", "processes"])
+def test_a_short_last_batch_when_mnist_runs_out(parties):
+    """All 10,000 test images in batches of 3,000: the last one has 1,000, in every process alike."""
+    done = run("train", "--epochs", "1", "--n-train-items", "64", "--n-test-items", "10000",
+               "--test-batch-size", "3000", "--quiet", "--no-plaintext", "--parties", parties)
+    assert done.returncode == 0, done.stderr
+    assert "Test set: Accuracy: " in done.stdout and "/10000 (" in done.stdout

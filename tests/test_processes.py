@@ -168,7 +168,7 @@ def test_checkpoints_from_different_epochs_are_refused_across_processes(tmp_path
                "128", "--crypto-seed", str(CRYPTO_SEED), "--quiet", "--no-plaintext", "--resume", str(mixed),
                "--timeout", "20")
     assert done.returncode != 0
-    assert "checkpoints are from different epochs (alice: epoch 2, bob: epoch 1" in done.stderr, done.stderr[-800:]
+    assert "are from different epochs (alice: epoch 2, bob: epoch 1" in done.stderr, done.stderr[-800:]
 
 
 def test_bench_over_processes_counts_each_partys_traffic_as_one_process_does():
