@@ -40,6 +40,11 @@ class BenchResult:
     loss: str
     plaintext_ms: dict[str, float]  # per activation: each encrypted step is compared with its own
     encrypted: dict[str, StepBenchmark] = field(default_factory=dict)
+    encoding: dict[str, float] = field(default_factory=dict)  # base, fractional digits, momentum
+
+    @classmethod
+    def settings_of(cls, config: TrainingConfig) -> dict[str, float]:
+        return {"base": config.base, "precision_fractional": config.precision_fractional, "momentum": config.momentum}
 
     def ratio(self, activation: str) -> float:
         return self.encrypted[activation].median_ms / self.plaintext_ms[activation]
@@ -125,7 +130,8 @@ def run_benchmark(config: TrainingConfig | None = None, repeats: int = 20, plain
             dealer[activation] += step_parts.within["crypto provider (dealing)"]
             loss_seconds[activation] += step_parts.within[LOSS_CATEGORY]
     result = BenchResult(images.shape[0], repeats, config.loss,
-                         {a: statistics.median(t) * 1e3 for a, t in plain_times.items()})
+                         {a: statistics.median(t) * 1e3 for a, t in plain_times.items()},
+                         encoding=BenchResult.settings_of(config))
     for activation, (_, session) in secure.items():
         traffic = session.comm.stats.since(before[activation])
         mean_ms = 1e3 * sum(secure_times[activation]) / repeats
@@ -144,6 +150,8 @@ def format_report(result: BenchResult) -> str:
     lines = [
         f"One training step of the tutorial's network (784-128-64-10), batch {result.batch_size}, "
         f"loss {result.loss}, {result.repeats} interleaved repeats, {torch.get_num_threads()} torch threads",
+        f"  encoding: base {result.encoding['base']}, {result.encoding['precision_fractional']} fractional digits; "
+        f"SGD momentum {result.encoding['momentum']}",
     ]
     for activation, bench in result.encrypted.items():
         lines.append(f"  {activation}: plaintext PyTorch step median {result.plaintext_ms[activation]:.3f} ms, "
@@ -166,6 +174,7 @@ def to_json(result: BenchResult) -> dict:
         "batch_size": result.batch_size,
         "repeats": result.repeats,
         "loss": result.loss,
+        "encoding": result.encoding,
         "torch_threads": torch.get_num_threads(),
         "plaintext_ms": result.plaintext_ms,
         "encrypted": {

@@ -91,6 +91,14 @@ def test_bench_with_cross_entropy_reports_the_losss_share():
     assert {"comparisons", "linear layers (matmul)", "truncation"} <= set(relu["breakdown_ms"])
 
 
+def test_bench_takes_a_preset_and_times_relu_only_with_cross_entropy():
+    done = run("bench", "--repeats", "2", "--json", "--preset", "full-mnist")
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert data["loss"] == "cross-entropy" and set(data["encrypted"]) == {"relu"}
+    assert data["encoding"] == {"base": 2, "precision_fractional": 16, "momentum": 0.9}
+
+
 @pytest.mark.parametrize("argv, message", [
     (["train", "--momentum", "1.5"], "momentum must be in [0, 1)"),
     (["train", "--loss", "hinge"], "invalid choice: 'hinge'"),
