@@ -46,8 +46,9 @@ def test_division_is_within_a_step_and_a_half_or_refused(values, divisor, name, 
     assume(exact.abs().max() < encoder.max_value / 2)  # a quotient out of range is an overflow, not this
     tensor = encrypt(x, SESSION, encoder) if shared else sm.FixedPrecisionTensor.encode(x, encoder)
     # five significant digits at most: 1/divisor = 10^k / m with m < 2^17, unless the divisor
-    # itself is above 2^17 (refused: its truncation could fail unnoticed)
-    short = float(f"{abs(divisor):.5g}") == abs(divisor) and abs(divisor) <= MAX_DIVISOR
+    # itself is above 2^17 (refused: its truncation could fail unnoticed) or below 2^-17 (refused: x / d
+    # could wrap around the ring)
+    short = float(f"{abs(divisor):.5g}") == abs(divisor) and 1 / MAX_DIVISOR <= abs(divisor) <= MAX_DIVISOR
     try:
         quotient = tensor / divisor
     except sm.EncodingError:

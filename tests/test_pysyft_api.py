@@ -313,3 +313,66 @@ def test_unsupported_layer_options_are_refused(session):
         F.dropout(x, 0.5, training=True)
     with pytest.raises(NotImplementedError, match="cosh is not supported on encrypted tensors"):
         torch.cosh(x)
+
+
+# -- found by a security review of this API (each test failed before its fix) ---------------------------
+def test_two_crypto_providers_for_the_same_workers_keep_their_shares_apart(hook):
+    alice, bob = sy.VirtualWorker(hook, id="alice-two"), sy.VirtualWorker(hook, id="bob-two")
+    first, second = sy.VirtualWorker(hook, id="dealer-one"), sy.VirtualWorker(hook, id="dealer-two")
+    x = torch.tensor([1.0, 2.0, 3.0]).fix_precision().share(alice, bob, crypto_provider=first)
+    y = torch.tensor([500.0, 600.0, 700.0]).fix_precision().share(alice, bob, crypto_provider=second)
+    assert x.session is not y.session
+    assert torch.equal(x.get().float_precision(), torch.tensor([1.0, 2.0, 3.0]))
+    del y  # freeing y's shares must not free x's
+    assert torch.equal(x.get().float_precision(), torch.tensor([1.0, 2.0, 3.0]))
+
+
+def test_in_place_sharing_of_a_slice_leaves_the_dataset_alone(parties):
+    alice, bob, crypto_provider = parties
+    images = torch.tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]])
+    batch = images[:2]
+    batch.fix_precision_().share_(alice, bob, crypto_provider=crypto_provider)
+    assert images.tolist() == [[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]
+    assert batch.get().float_precision().tolist() == [[1.0, 2.0], [3.0, 4.0]]
+
+
+def test_the_truth_value_of_an_encrypted_tensor_is_refused(parties):
+    x, y = share([1.0, 2.0], parties), share([5.0, 6.0], parties)
+    for truth in (lambda: bool(x == y), lambda: bool(x > y), lambda: x in [y], lambda: 1 if x < y else 0):
+        with pytest.raises(sm.NotSharedError, match="truth value of an encrypted tensor"):
+            truth()
+    assert bool(torch.tensor([2.0]).fix_precision()) and not bool(torch.tensor([0.0]).fix_precision())
+
+
+@pytest.mark.parametrize("make, refused", [
+    (lambda params: optim.SGD(params, lr=0.1, maximize=True), "maximize"),
+    (lambda params: optim.SGD(params, lr=0.1, nesterov=True, momentum=0.9), "momentum"),
+    (lambda params: optim.SGD([{"params": params[:1], "lr": 0.1}, {"params": params[1:], "lr": 0.0}]),
+     "differ in lr"),
+])
+def test_optimizer_settings_are_kept_or_refused(parties, make, refused):
+    alice, bob, crypto_provider = parties
+    model = nn.Linear(2, 1).fix_precision(precision_fractional=16, base=2).share(alice, bob, crypto_provider=crypto_provider)
+    with pytest.raises(NotImplementedError, match=refused):
+        make(list(model.parameters())).fix_precision()
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_a_quotient_out_of_range_is_caught_not_wrapped(parties, shared):
+    """x / 0.030817 = x * 1000000 / 30817: x * 1000000 wrapped around the ring and came back in range."""
+    x = torch.tensor([281474976.71066284], dtype=torch.float64)  # x / d is 9.1e9, past the 1.07e9 of 16 bits
+    kw = dict(precision_fractional=16, base=2)
+    value = share(x, parties, **kw) if shared else x.fix_precision(**kw)
+    with pytest.raises(sm.FixedPointOverflowError):
+        quotient = value / 0.030817
+        quotient.get().float_precision() if shared else quotient.float_precision()
+    small = torch.tensor([2.0, -3.5])
+    value = share(small, parties, **kw) if shared else small.fix_precision(**kw)
+    quotient = value / 0.030817
+    got = quotient.get().float_precision() if shared else quotient.float_precision()
+    assert torch.allclose(got.double(), small.double() / 0.030817, atol=2**-15)
+
+
+def test_a_divisor_below_2_to_the_minus_17_is_refused(parties):
+    with pytest.raises(sm.EncodingError, match="less than 2\\^-17"):
+        share([1.0], parties, precision_fractional=16, base=2) / 1e-6

@@ -140,6 +140,14 @@ class FixedPrecisionTensor:
     def __len__(self) -> int:
         return self.shape[0]
 
+    def __bool__(self) -> bool:
+        """Refused on shares: `x == y` and `x > y` are encrypted, so `if x > y:` (or `x in list`)
+        must not quietly test the tensor's length instead."""
+        if self.is_shared:
+            raise NotSharedError("the truth value of an encrypted tensor is unknown here (comparisons are "
+                                 "encrypted too): call .get() first, or compute with the comparison's 0/1 result")
+        return bool(self.child)
+
     def _map(self, fn) -> FixedPrecisionTensor:
         child = self.child.map(fn) if self.is_shared else fn(self.child)  # type: ignore[union-attr]
         return self._wrap(child)
@@ -298,14 +306,21 @@ class FixedPrecisionTensor:
             raise ZeroDivisionError("division of a fixed-point tensor by zero")
         _check_broadcast(self.shape, divisors.shape, "/")
         numerators, denominators = reciprocal_fractions(divisors, self.encoder)
+        # x q / p as x k + x r / p, k = q // p towards zero: no product can wrap (see mpc/public.py)
+        whole = torch.div(numerators, denominators, rounding_mode="trunc")
+        rest = numerators - whole * denominators
         if not self.is_shared:
-            return self._wrap(_divide_to_nearest(self.child * numerators, denominators))  # type: ignore[operator]
+            return self._wrap(self.child * whole + _divide_to_nearest(self.child * rest, denominators))  # type: ignore[operator]
         scaled = self.child
-        if divisors.dim() or int(numerators) != 1:  # x * q: exact, local
-            scaled = scaled.map(lambda s: s * numerators)  # type: ignore[union-attr]
+        if divisors.dim() or int(rest) != 1:  # x * r: exact, local
+            scaled = scaled.map(lambda s: s * rest)  # type: ignore[union-attr]
         if denominators.numel() == 1:
-            return self._wrap(truncate(scaled, int(denominators.reshape(()))))  # type: ignore[arg-type]
-        return self._wrap(truncate_each(scaled, denominators))  # type: ignore[arg-type]
+            quotient = truncate(scaled, int(denominators.reshape(())))  # type: ignore[arg-type]
+        else:
+            quotient = truncate_each(scaled, denominators)  # type: ignore[arg-type]
+        if bool((whole != 0).any()):
+            quotient = _add(quotient, self.child.map(lambda s: s * whole))  # type: ignore[union-attr]
+        return self._wrap(quotient)
 
     def add_(self, other: Operand) -> FixedPrecisionTensor:
         """self + other, in place (the object now holds new shares; shares are never changed in place)."""

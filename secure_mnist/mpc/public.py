@@ -13,6 +13,12 @@ Every decimal divisor of up to five significant digits has such a fraction (6.2 
 x / 6.2 = 5x / 31; 0.3081 = 3081/10000). The denominator is at most MAX_DIVISOR so that a failed
 truncation, off by 2^64/p, still lands outside the range check (see encoding.MAX_SCALE). A
 divisor whose reciprocal has no such fraction is refused, with a nearby one that works.
+
+The numerator q can be large when d is small (1/0.0308 = 107246/3305), and x * q could wrap
+around the ring for an x whose quotient is out of range, landing back in range unnoticed. So the
+workers compute x * k + x * r / p with k = q // p (towards zero) and r = q - k p: |r| < p <= 2^17,
+and |k| <= 2^17 because divisors below 2^-17 are refused, so neither product wraps for any x in
+range, and a quotient out of range stays out of range, where the range check sees it.
 """
 
 from __future__ import annotations
@@ -80,6 +86,12 @@ def reciprocal_fraction(divisor: float, encoder: FixedPointEncoder) -> tuple[int
             f"cannot divide by {divisor!r}: secure_mnist divides by at most {MAX_DIVISOR} (2^17) in one step, so "
             "that a failed truncation, off by 2^64 / divisor, stays outside the range check. Scale the data down "
             "before sharing it, or divide by a smaller number"
+        )
+    if abs(divisor) < 1 / MAX_DIVISOR:
+        raise EncodingError(
+            f"cannot divide by {divisor!r}: dividing by less than 2^-17 multiplies by more than {MAX_DIVISOR}, so "
+            "that x / divisor could wrap around the ring and come back in range unnoticed. Scale the data or the "
+            "divisor first"
         )
     fraction, worst = _closest_fraction(divisor, encoder)
     if worst > Fraction(1, 2):

@@ -16,6 +16,9 @@ from ..errors import SetupError
 from ..parties import Client, CryptoProvider, Party, Worker
 from .randomness import PRG, SEED_BYTES, derive_seed
 
+# One counter for every session in the process: see Session.new_key.
+_TENSOR_KEYS = itertools.count()
+
 
 class Session:
     """The parties of one secure computation and the channel between them.
@@ -54,7 +57,6 @@ class Session:
         self.encoder = encoder or FixedPointEncoder()
         self.comm = communicator or InProcessCommunicator(names)
         self.peer = {self.workers[0].name: self.workers[1].name, self.workers[1].name: self.workers[0].name}
-        self._keys = itertools.count()
         self._pair_prgs: dict[tuple[str, str], PRG] = {}
         self._agree_on_pair_seeds()
         # A label for this training run, drawn by the client: checkpoints carry it, so a resume
@@ -79,8 +81,9 @@ class Session:
         return (*self.workers, self.provider, self.client)
 
     def new_key(self) -> int:
-        """A tensor key, the same in every process because all run the same sequence of operations."""
-        return next(self._keys)
+        """A tensor key unique in this process, across sessions: two sessions can share workers
+        (the same pair with two crypto providers), and their shares live in the same stores."""
+        return next(_TENSOR_KEYS)
 
     def free(self, key: int) -> None:
         for worker in self.workers:

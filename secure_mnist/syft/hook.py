@@ -97,8 +97,9 @@ def _tensor_share_(self: torch.Tensor, *workers: Any, crypto_provider: Any = Non
 def _become_encrypted(tensor: torch.Tensor, value: FixedPrecisionTensor) -> torch.Tensor:
     """Turn a plain tensor into an AutogradTensor holding `value`, in place (PySyft's in-place forms).
 
-    Its storage is zeroed first: the object keeps no plaintext, and every torch operation on it
-    now goes through AutogradTensor.__torch_function__, never to the storage.
+    It gets new, zeroed storage: the object keeps no plaintext, every torch operation on it now
+    goes through AutogradTensor.__torch_function__, never to the storage, and whatever shared the
+    old storage (the dataset a batch was sliced from, say) keeps its values.
     """
     if isinstance(tensor, AutogradTensor):
         raise ValueError("this tensor is already encrypted")
@@ -106,7 +107,7 @@ def _become_encrypted(tensor: torch.Tensor, value: FixedPrecisionTensor) -> torc
         raise TypeError(f"in-place fix_precision_()/share_() need a plain torch tensor, got {type(tensor).__name__}")
     requires_grad = tensor.requires_grad
     with torch.no_grad():
-        tensor.zero_()
+        tensor.set_(torch.zeros(tensor.shape, dtype=tensor.dtype))
     tensor.__class__ = AutogradTensor
     tensor.child = value  # type: ignore[attr-defined]
     tensor._graph_fn = None  # type: ignore[attr-defined]
@@ -160,9 +161,14 @@ def _optimizer_fix_precision(self: torch.optim.Optimizer, **kwargs: Any) -> SGD:
     if not isinstance(self, torch.optim.SGD):
         raise NotImplementedError(f"only SGD runs on encrypted parameters, got {type(self).__name__}")
     group = self.param_groups[0]
-    for option in ("momentum", "weight_decay", "dampening"):
+    for option in ("momentum", "weight_decay", "dampening", "nesterov", "maximize"):
         if group.get(option):
             raise NotImplementedError(f"SGD's {option} is not supported on encrypted parameters")
+    for other in self.param_groups[1:]:  # one update rule for all: refuse rather than drop a setting
+        differing = sorted(k for k in group if k != "params" and other.get(k) != group[k])
+        if differing:
+            raise NotImplementedError("parameter groups with different settings are not supported on encrypted "
+                                      f"parameters (they differ in {', '.join(differing)}): use one SGD per group")
     params = [p for g in self.param_groups for p in g["params"]]
     return SGD(params, lr=group["lr"])
 
