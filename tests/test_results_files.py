@@ -14,11 +14,6 @@ from results_log import check_results_log
 RESULTS = Path(__file__).resolve().parent.parent / "results"
 
 
-# Issue 10 is open: the full runs had not finished when this landed (see the closing note).
-pytestmark = pytest.mark.skipif(not (RESULTS / "full-mnist.json").exists(),
-                                reason="no committed full-MNIST results yet (issue 10)")
-
-
 @pytest.mark.parametrize("name, parties", [("full-mnist.json", "in-process"),
                                            ("full-mnist-processes.json", "processes")])
 def test_committed_results_are_what_the_command_writes(name, parties):
