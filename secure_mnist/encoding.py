@@ -17,8 +17,10 @@ RING_BITS = 64
 
 # Encoded magnitudes must stay below 2^46. A legitimate value never gets near the top of the ring,
 # so a decoded value past this bound is a wrap-around (a product too large for the ring, or a
-# rare truncation failure, which adds about ±2^(64-f)); a wrapped value is uniform over the ring
-# and lands inside the bound with probability below 2^-17.
+# rare truncation failure, which adds about ±2^(64-f)). A truncation failure always lands outside
+# (see below). A product that wrapped is truncated to below 2^63 / scale and lands inside the
+# bound with probability about scale / 2^17 per element (1/2 at 16 bits, 1/131 at 3 digits):
+# a tensor of wrapped products is caught, a single one may not be (docs/fixed-precision.md#overflow).
 SAFE_BITS = 46
 SAFE_LIMIT = 2**SAFE_BITS
 
