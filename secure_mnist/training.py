@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .autograd import AutogradTensor
-from .data.mnist import load_mnist, load_mnist_rows, normalized_images
+from .data.mnist import ITEMS as MNIST_ITEMS, load_mnist, load_mnist_rows, normalized_images
 from .encoding import FixedPointEncoder
 from .losses import LOSSES
 from .memory import peak_rss_by_process
@@ -34,7 +34,6 @@ from .optim import SGD
 from . import checkpoints
 
 N_CLASSES = 10
-MNIST_ITEMS = {True: 60_000, False: 10_000}  # training and test items in the shipped files (MD5-checked)
 
 
 @dataclass

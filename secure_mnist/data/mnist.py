@@ -52,6 +52,9 @@ CANONICAL_MD5: dict[str, str] = {
 MEAN = 0.1307
 STD = 0.3081
 
+#: Images in the training set (``True``) and the test set (``False``) of the shipped files.
+ITEMS = {True: 60_000, False: 10_000}
+
 _IMAGES_MAGIC = 2051  # unsigned bytes, 3 dimensions
 _LABELS_MAGIC = 2049  # unsigned bytes, 1 dimension
 
