@@ -13,6 +13,7 @@ from dataclasses import replace
 
 from tqdm import tqdm
 
+from .engine import ENGINES, current_engine, set_engine
 from .errors import SecureMNISTError
 
 from .losses import LOSSES
@@ -52,6 +53,9 @@ def _training_arguments(parser: argparse.ArgumentParser, activations: tuple[str,
     parser.add_argument("--crypto-seed", type=int, default=None,
                         help="derive every party's randomness from this number: reproducible runs, "
                              "for testing only (the shares become predictable)")
+    parser.add_argument("--engine", choices=ENGINES, default=None,
+                        help="the ring's kernels: 'compiled' (C, built with gcc on first use; the default where "
+                             "it builds) or 'reference' (plain torch); the results are the same bit for bit")
 
 
 def _seed(text: str) -> int | str:
@@ -98,6 +102,8 @@ def _forwarded(args: argparse.Namespace) -> list[str]:
         out.append("--forget-openings")
     if args.test_every_epoch:
         out.append("--test-every-epoch")
+    if args.engine:
+        out += ["--engine", args.engine]
     for name in ("checkpoint", "resume"):
         if getattr(args, name, None):
             out += [f"--{name}", getattr(args, name)]
@@ -430,6 +436,8 @@ def main(argv: list[str] | None = None) -> int:
         # 3 digits, the training diverges (in plaintext from the same weights too).
         args.activation = "both" if args.loss == "mse" else "relu"
     try:
+        if getattr(args, "engine", None):
+            set_engine(args.engine)
         return args.run(args)
     except SecureMNISTError as error:  # a clear message, not a traceback
         print(f"error: {type(error).__name__}: {error}", file=sys.stderr)

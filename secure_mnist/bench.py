@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import torch
 
 from . import profiling
+from .engine import current_engine
 from .losses import LOSSES
 from .mpc.session import Session
 from .mpc.softmax import LOSS_CATEGORY
@@ -41,6 +42,7 @@ class BenchResult:
     plaintext_ms: dict[str, float]  # per activation: each encrypted step is compared with its own
     encrypted: dict[str, StepBenchmark] = field(default_factory=dict)
     encoding: dict[str, float] = field(default_factory=dict)  # base, fractional digits, momentum
+    engine: str = field(default_factory=current_engine)  # which kernels ran the ring's products
 
     @classmethod
     def settings_of(cls, config: TrainingConfig) -> dict[str, float]:
@@ -149,7 +151,8 @@ def run_benchmark(config: TrainingConfig | None = None, repeats: int = 20, plain
 def format_report(result: BenchResult) -> str:
     lines = [
         f"One training step of the tutorial's network (784-128-64-10), batch {result.batch_size}, "
-        f"loss {result.loss}, {result.repeats} interleaved repeats, {torch.get_num_threads()} torch threads",
+        f"loss {result.loss}, {result.repeats} interleaved repeats, {torch.get_num_threads()} torch threads, "
+        f"{result.engine} engine",
         f"  encoding: base {result.encoding['base']}, {result.encoding['precision_fractional']} fractional digits; "
         f"SGD momentum {result.encoding['momentum']}",
     ]
@@ -175,6 +178,7 @@ def to_json(result: BenchResult) -> dict:
         "repeats": result.repeats,
         "loss": result.loss,
         "encoding": result.encoding,
+        "engine": result.engine,
         "torch_threads": torch.get_num_threads(),
         "plaintext_ms": result.plaintext_ms,
         "encrypted": {

@@ -1,33 +1,91 @@
-"""Matrix products in Z_2^64 through float64 limbs are torch.matmul's, bit for bit."""
+"""The compiled engine's matrix products in Z_2^64 are torch.matmul's (the reference), bit for bit."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from secure_mnist.mpc.ring import MAX_INNER, ring_matmul
+from secure_mnist.engine import current_engine, use_engine
+from secure_mnist.mpc.ring import MIN_WORK, ring_matmul
+from secure_mnist.native import gemm
 
 WORDS = (-2**63, 2**63 - 1)
 
 
-@pytest.mark.parametrize("n, k, m", [(64, 784, 128), (784, 64, 128), (128, 64, 784), (7, MAX_INNER + 5, 40),
-                                     (3, 3 * MAX_INNER, 64), (64, 64, 10)])
+@pytest.fixture(autouse=True)
+def compiled():
+    with use_engine("compiled"):
+        yield
+
+
+def words(shape, seed):
+    return torch.randint(*WORDS, shape, generator=torch.Generator().manual_seed(seed))
+
+
+# the tutorial's products, and edges of the 4 x 8 register blocks (rows, columns, empty, thin)
+SHAPES = [(64, 784, 128), (784, 64, 128), (128, 64, 784), (64, 64, 10), (10, 64, 64), (67, 129, 45),
+          (3, 2000, 7), (4, 1, 8), (5, 3, 9), (1, 4096, 1), (8, 0, 16), (0, 5, 8), (6, 7, 0)]
+
+
+@pytest.mark.parametrize("n, k, m", SHAPES)
 def test_equal_to_int64_matmul_on_random_words(n, k, m):
-    generator = torch.Generator().manual_seed(n * k + m)
-    x = torch.randint(*WORDS, (n, k), generator=generator)
-    y = torch.randint(*WORDS, (k, m), generator=generator)
+    x, y = words((n, k), n * k + m), words((k, m), n + k * m)
+    assert torch.equal(gemm.ring_gemm(x, y), x @ y)
     assert torch.equal(ring_matmul(x, y), x @ y)
     assert torch.equal(ring_matmul(x, y.t().contiguous().t()), x @ y)  # a transposed view
+    assert torch.equal(ring_matmul(x.t().contiguous().t(), y), x @ y)
 
 
-@pytest.mark.parametrize("value", [-2**63, 2**63 - 1, -1, 2**42, 2**21 - 1])
+@pytest.mark.parametrize("value", [-2**63, 2**63 - 1, -1, 2**32, 2**32 - 1, 2**31])
 def test_extreme_words(value):
-    x = torch.full((80, MAX_INNER), value)
-    y = torch.full((MAX_INNER, 80), -2**63 if value > 0 else 2**63 - 1)
-    assert torch.equal(ring_matmul(x, y), x @ y)
-    assert torch.equal(ring_matmul(x, x.t()), x @ x.t())
+    x = torch.full((16, 1000), value)
+    y = torch.full((1000, 16), -2**63 if value > 0 else 2**63 - 1)
+    assert torch.equal(gemm.ring_gemm(x, y), x @ y)
+    assert torch.equal(gemm.ring_gemm(x, x.t()), x @ x.t())
 
 
-def test_other_shapes_fall_back_to_torch():
+def test_the_vector_kernel_runs_where_the_cpu_has_avx2():
+    if torch.backends.cpu.get_cpu_capability() not in ("AVX2", "AVX512"):
+        pytest.skip("no AVX2 on this CPU: the scalar loops run (and are tested above)")
+    x, y = words((8, 16), 1), words((16, 8), 2)
+    out, scratch = torch.empty(8, 8, dtype=torch.int64), torch.empty(2 * 16 * 8, dtype=torch.int32)
+    assert gemm.library().ring_gemm(x.data_ptr(), y.data_ptr(), out.data_ptr(), 8, 16, 8, scratch.data_ptr()) == 1
+    assert torch.equal(out, x @ y)
+
+
+def test_split_across_threads_is_the_same_product(monkeypatch):
+    monkeypatch.setattr(gemm, "PARALLEL_WORK", 0)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(3)
+    try:
+        for n in (24, 37, 64):
+            x, y = words((n, 50), n), words((50, 17), n + 1)
+            assert torch.equal(gemm.ring_gemm(x, y), x @ y)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_other_shapes_and_small_products_go_to_torch(monkeypatch):
+    def fail(*_):
+        raise AssertionError("the kernel was called")
+
+    monkeypatch.setattr(gemm, "ring_gemm", fail)
     x, y = torch.arange(6).view(2, 3), torch.arange(3)
     assert torch.equal(ring_matmul(x, y), x @ y)
+    small = words((4, 4), 3)
+    assert small.shape[0] ** 3 < MIN_WORK and torch.equal(ring_matmul(small, small), small @ small)
+    batched = words((2, 20, 30), 4)
+    assert torch.equal(ring_matmul(batched, batched.transpose(1, 2)), batched @ batched.transpose(1, 2))
+    with pytest.raises(RuntimeError, match="cannot be multiplied"):
+        ring_matmul(words((40, 300), 5), words((301, 40), 6))
+
+
+def test_the_reference_engine_never_calls_the_kernel(monkeypatch):
+    def fail(*_):
+        raise AssertionError("the kernel was called")
+
+    monkeypatch.setattr(gemm, "ring_gemm", fail)
+    with use_engine("reference"):
+        assert current_engine() == "reference"
+        x, y = words((64, 784), 7), words((784, 128), 8)
+        assert torch.equal(ring_matmul(x, y), x @ y)
