@@ -48,21 +48,9 @@ def test_the_vector_kernel_runs_where_the_cpu_has_avx2():
     if torch.backends.cpu.get_cpu_capability() not in ("AVX2", "AVX512"):
         pytest.skip("no AVX2 on this CPU: the scalar loops run (and are tested above)")
     x, y = words((8, 16), 1), words((16, 8), 2)
-    out, scratch = torch.empty(8, 8, dtype=torch.int64), torch.empty(2 * 16 * 8, dtype=torch.int32)
+    out, scratch = torch.empty(8, 8, dtype=torch.int64), torch.empty(2 * (8 + 8) * 16, dtype=torch.int32)
     assert gemm.library().ring_gemm(x.data_ptr(), y.data_ptr(), out.data_ptr(), 8, 16, 8, scratch.data_ptr()) == 1
     assert torch.equal(out, x @ y)
-
-
-def test_split_across_threads_is_the_same_product(monkeypatch):
-    monkeypatch.setattr(gemm, "PARALLEL_WORK", 0)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(3)
-    try:
-        for n in (24, 37, 64):
-            x, y = words((n, 50), n), words((50, 17), n + 1)
-            assert torch.equal(gemm.ring_gemm(x, y), x @ y)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def test_other_shapes_and_small_products_go_to_torch(monkeypatch):

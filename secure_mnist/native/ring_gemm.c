@@ -18,9 +18,10 @@
 #define ROWS 4
 #define COLUMNS 8
 
-/* One block: rows i..i+3 of C, columns j..j+7. low/high: B's 32-bit halves, as B is laid out. */
-static void block(const uint64_t *A, const uint64_t *B, const uint32_t *low, const uint32_t *high,
-                  uint64_t *C, int64_t i, int64_t j, int64_t k, int64_t m)
+/* One block: rows i..i+3 of C, columns j..j+7. a_low/a_high, b_low/b_high: the 32-bit halves of
+ * A and B, laid out as A and B are (so a half is broadcast straight from memory). */
+static void block(const uint32_t *a_low, const uint32_t *a_high, const uint64_t *B, const uint32_t *b_low,
+                  const uint32_t *b_high, uint64_t *C, int64_t i, int64_t j, int64_t k, int64_t m)
 {
     __m256i full0[ROWS], full1[ROWS], cross[ROWS];
     for (int r = 0; r < ROWS; r++) {
@@ -31,15 +32,14 @@ static void block(const uint64_t *A, const uint64_t *B, const uint32_t *low, con
     for (int64_t p = 0; p < k; p++) {
         const __m256i b0 = _mm256_loadu_si256((const __m256i *)(B + p * m + j));
         const __m256i b1 = _mm256_loadu_si256((const __m256i *)(B + p * m + j + 4));
-        const __m256i bl = _mm256_loadu_si256((const __m256i *)(low + p * m + j));
-        const __m256i bh = _mm256_loadu_si256((const __m256i *)(high + p * m + j));
+        const __m256i bl = _mm256_loadu_si256((const __m256i *)(b_low + p * m + j));
+        const __m256i bh = _mm256_loadu_si256((const __m256i *)(b_high + p * m + j));
         for (int r = 0; r < ROWS; r++) {
-            const uint64_t a = A[(i + r) * k + p];
-            const __m256i a64 = _mm256_set1_epi64x((long long)a);
-            const __m256i al = _mm256_set1_epi32((int)(uint32_t)a);
-            const __m256i ah = _mm256_set1_epi32((int)(uint32_t)(a >> 32));
-            full0[r] = _mm256_add_epi64(full0[r], _mm256_mul_epu32(a64, b0));
-            full1[r] = _mm256_add_epi64(full1[r], _mm256_mul_epu32(a64, b1));
+            /* lo(a) in every 32-bit lane: _mm256_mul_epu32 reads the even ones */
+            const __m256i al = _mm256_set1_epi32((int)a_low[(i + r) * k + p]);
+            const __m256i ah = _mm256_set1_epi32((int)a_high[(i + r) * k + p]);
+            full0[r] = _mm256_add_epi64(full0[r], _mm256_mul_epu32(al, b0));
+            full1[r] = _mm256_add_epi64(full1[r], _mm256_mul_epu32(al, b1));
             cross[r] = _mm256_add_epi32(cross[r], _mm256_add_epi32(_mm256_mullo_epi32(ah, bl),
                                                                    _mm256_mullo_epi32(al, bh)));
         }
@@ -61,7 +61,7 @@ static uint64_t entry(const uint64_t *A, const uint64_t *B, int64_t i, int64_t j
     return sum;
 }
 
-/* scratch: room for 2 k m uint32 (B's low and high halves). Returns 1 if vectorised, else 0. */
+/* scratch: room for 2 (n + m) k uint32 (the halves of A and B). Returns 1 if vectorised, else 0. */
 int ring_gemm(const uint64_t *A, const uint64_t *B, uint64_t *C, int64_t n, int64_t k, int64_t m,
               uint32_t *scratch)
 {
@@ -71,14 +71,18 @@ int ring_gemm(const uint64_t *A, const uint64_t *B, uint64_t *C, int64_t n, int6
     done_rows = n - n % ROWS;
     done_columns = m - m % COLUMNS;
     if (done_rows > 0 && done_columns > 0) {
-        uint32_t *low = scratch, *high = scratch + k * m;
+        uint32_t *a_low = scratch, *a_high = a_low + n * k, *b_low = a_high + n * k, *b_high = b_low + k * m;
+        for (int64_t t = 0; t < n * k; t++) {
+            a_low[t] = (uint32_t)A[t];
+            a_high[t] = (uint32_t)(A[t] >> 32);
+        }
         for (int64_t t = 0; t < k * m; t++) {
-            low[t] = (uint32_t)B[t];
-            high[t] = (uint32_t)(B[t] >> 32);
+            b_low[t] = (uint32_t)B[t];
+            b_high[t] = (uint32_t)(B[t] >> 32);
         }
         for (int64_t j = 0; j < done_columns; j += COLUMNS)
             for (int64_t i = 0; i < done_rows; i += ROWS)
-                block(A, B, low, high, C, i, j, k, m);
+                block(a_low, a_high, B, b_low, b_high, C, i, j, k, m);
         vectorised = 1;
     } else {
         done_rows = done_columns = 0;
