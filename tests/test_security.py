@@ -105,3 +105,24 @@ def test_the_inbox_check_would_catch_a_leak():
     session.comm.send(bob.name, alice.name, secret)  # what a broken protocol might do
     session.comm.recv(alice.name, bob.name, secret.shape)
     assert torch.isin(inbox[alice.name][0], secret[(secret != 0) & (secret != 1)]).sum() > 90
+
+
+def test_the_prg_is_the_aes_ctr_keystream_read_as_words():
+    """Draws of any size, one after another, are consecutive pieces of AES-128-CTR's keystream."""
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+    from secure_mnist.mpc.randomness import PRG
+
+    seed = bytes(range(16))
+    prg = PRG(seed)
+    sizes = [(3,), (0,), (5, 7), (1,), (300_000,), (2,)]
+    draws = [prg.ring(shape) for shape in sizes]
+    keystream = Cipher(algorithms.AES(seed), modes.CTR(bytes(16))).encryptor().update(bytes(16 * prg.position))
+    words = torch.frombuffer(bytearray(keystream), dtype=torch.int64)
+    position = 0
+    for shape, draw in zip(sizes, draws):
+        count = draw.numel()
+        assert draw.shape == torch.Size(shape) and draw.dtype == torch.int64
+        assert torch.equal(draw.reshape(-1), words[position:position + count])
+        position += -(-count // 2) * 2  # each draw takes whole 16-byte blocks
+    assert PRG(seed, position=prg.position).ring((4,)).tolist() == prg.ring((4,)).tolist()

@@ -17,6 +17,15 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 SEED_BYTES = 16
 BLOCK_BYTES = 16
+_zeros = bytes(1 << 20)  # AES-CTR's input: the keystream is the encryption of zeros (grown on demand)
+
+
+def _zero_bytes(count: int) -> memoryview:
+    """`count` zero bytes without allocating them again for every draw."""
+    global _zeros
+    if len(_zeros) < count:
+        _zeros = bytes(max(count, 2 * len(_zeros)))
+    return memoryview(_zeros)[:count]
 
 
 def derive_seed(master: bytes, label: str) -> bytes:
@@ -41,11 +50,13 @@ class PRG:
         count = 1
         for size in shape:
             count *= size
+        if count == 0:
+            return torch.zeros(shape, dtype=torch.int64)
         blocks = -(-count * 8 // BLOCK_BYTES)  # whole blocks, so the position stays a block count
-        raw = bytearray(blocks * BLOCK_BYTES)
-        self._stream.update_into(bytes(len(raw)), raw)
+        words = torch.empty(blocks * BLOCK_BYTES // 8, dtype=torch.int64)  # written in full below
+        self._stream.update_into(_zero_bytes(blocks * BLOCK_BYTES), memoryview(words.numpy()).cast("B"))
         self.position += blocks
-        return torch.frombuffer(raw, dtype=torch.int64, count=count).view(shape) if count else torch.zeros(shape, dtype=torch.int64)
+        return words[:count].view(shape)
 
     def bits(self, shape: torch.Size | tuple[int, ...]) -> torch.Tensor:
         """Uniform bits (0 or 1) as int64."""
