@@ -77,3 +77,18 @@ def test_the_reference_engine_never_calls_the_kernel(monkeypatch):
         assert current_engine() == "reference"
         x, y = words((64, 784), 7), words((784, 128), 8)
         assert torch.equal(ring_matmul(x, y), x @ y)
+
+
+@pytest.mark.parametrize("count", [0, 64, 128, 8192 + 64 * 7])
+def test_compiled_bit_planes_are_the_reference_bit_planes(count):
+    from secure_mnist.mpc.primitives.binary import bit_planes, planes_of
+    from secure_mnist.native.bits import bit_planes as compiled
+
+    x = torch.randint(*WORDS, (count,), generator=torch.Generator().manual_seed(count))
+    x[:3] = torch.tensor([-1, -2**63, 2**63 - 1])[: min(3, count)] if count else x[:0]
+    assert torch.equal(compiled(x), bit_planes(x))
+    assert torch.equal(planes_of(x), bit_planes(x))
+    if count:  # and the meaning: bit b of planes[i, w] is bit i of x[64 w + b]
+        planes = compiled(x)
+        i, w, b = 63, count // 64 - 1, 5
+        assert (int(planes[i, w]) >> b) & 1 == (int(x[64 * w + b]) >> i) & 1

@@ -32,7 +32,7 @@ import torch
 from ...profiling import timed
 from ..provider.dealer import binary_triples, correlated_randomness, shared_random_bits
 from ..sharing import AdditiveSharingTensor, open_masked
-from .binary import XorShares, and_, bit_planes, pack_bits, padded_size, unpack_bits
+from .binary import XorShares, and_, pack_bits, padded_size, planes_of, unpack_bits
 
 WORD_BITS = 64
 TREE_LEVELS = (32, 16, 8, 4, 2, 1)  # (generate, propagate) pairs left after each level
@@ -49,7 +49,7 @@ def sign_bit_xor(x: AdditiveSharingTensor) -> XorShares:
     triples = binary_triples(session, [((WORD_BITS - 1, blocks),) * 2]
                              + [((pairs, blocks), (2, pairs, blocks)) for pairs in TREE_LEVELS[:-1]]
                              + [((1, blocks),) * 2])
-    planes = {w: bit_planes(torch.nn.functional.pad(s.reshape(-1), (0, blocks * WORD_BITS - n)))
+    planes = {w: planes_of(torch.nn.functional.pad(s.reshape(-1), (0, blocks * WORD_BITS - n)))
               for w, s in x.local_shares().items()}
     # Each worker's share is one adder input: (x_alice, 0) and (0, x_bob) as XOR shares, and the
     # propagate x_alice ^ x_bob is XOR-shared as the shares themselves.
