@@ -92,3 +92,46 @@ def test_compiled_bit_planes_are_the_reference_bit_planes(count):
         planes = compiled(x)
         i, w, b = 63, count // 64 - 1, 5
         assert (int(planes[i, w]) >> b) & 1 == (int(x[64 * w + b]) >> i) & 1
+
+
+DIVISORS = [1, 2, 3, 7, 10, 100, 1000, 10**5, 2**16, 2**17, 65535, 123457, 2**31 - 1, 2**32 + 1, 2**62 - 1, 2**62,
+            2**63 - 1]
+
+
+@pytest.mark.parametrize("divisor", DIVISORS)
+def test_compiled_floor_division_is_torchs(divisor):
+    from secure_mnist.native.division import floor_divide
+
+    generator = torch.Generator().manual_seed(divisor % 1000)
+    edges = torch.tensor([0, 1, -1, 2**63 - 1, -2**63, -2**63 + 1, divisor - 1, -divisor + 1, 2**62, -2**62]
+                         + [divisor, -divisor])
+    x = torch.cat([torch.randint(*WORDS, (50_000,), generator=generator), edges,
+                   torch.randint(-10**6, 10**6, (5_000,), generator=generator)])
+    assert torch.equal(floor_divide(x, divisor), torch.div(x, divisor, rounding_mode="floor"))
+    assert torch.equal(floor_divide(x, divisor, negate=True), -torch.div(-x, divisor, rounding_mode="floor"))
+    strided = x[:55_000].view(5, -1).t()  # not contiguous
+    assert torch.equal(floor_divide(strided, divisor), torch.div(strided, divisor, rounding_mode="floor"))
+
+
+def test_compiled_floor_division_refuses_what_it_cannot_divide_by():
+    from secure_mnist.native.division import floor_divide
+
+    for divisor in (0, -3, 2**63):
+        with pytest.raises(ValueError, match="divisor in"):
+            floor_divide(torch.arange(4), divisor)
+
+
+def test_truncation_is_the_same_with_both_engines():
+    from helpers import new_session
+    from secure_mnist.mpc.primitives.truncation import truncate
+    from secure_mnist.mpc.sharing import share_secret
+
+    for divisor in (1000, 2**16, 10**5, 3):
+        results = {}
+        for name in ("reference", "compiled"):
+            with use_engine(name):
+                session = new_session(seed=7)
+                x = share_secret(session, session.client, torch.randint(-2**40, 2**40, (300,),
+                                                                        generator=torch.Generator().manual_seed(1)))
+                results[name] = {w.name: s for w, s in truncate(x, divisor).local_shares().items()}
+        assert all(torch.equal(results["reference"][w], results["compiled"][w]) for w in results["reference"])

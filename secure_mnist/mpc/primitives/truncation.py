@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import torch
 
+from ...engine import current_engine
 from ...profiling import timed
 from ..sharing import AdditiveSharingTensor
 
@@ -26,6 +27,8 @@ def truncate(x: AdditiveSharingTensor, divisor: int) -> AdditiveSharingTensor:
         raise ValueError(f"truncation needs a positive integer divisor, got {divisor}")
     if divisor == 1:
         return x
+    if current_engine() == "compiled":
+        return compiled_truncate(x, divisor)
     first = x.session.first
     shift = divisor.bit_length() - 1
     power_of_two = divisor == 1 << shift
@@ -38,6 +41,16 @@ def truncate(x: AdditiveSharingTensor, divisor: int) -> AdditiveSharingTensor:
                            else -torch.div(-share, divisor, rounding_mode="floor"))
     return AdditiveSharingTensor(x.session, out, x.shape)
 # --8<-- [end:truncate]
+
+
+def compiled_truncate(x: AdditiveSharingTensor, divisor: int) -> AdditiveSharingTensor:
+    """`truncate` through the compiled kernel: a multiplication by a precomputed inverse instead
+    of a hardware division per word, the same words as torch.div's floor."""
+    from ...native.division import floor_divide
+    first = x.session.first
+    out = {worker: floor_divide(share, divisor, negate=worker is not first)
+           for worker, share in x.local_shares().items()}
+    return AdditiveSharingTensor(x.session, out, x.shape)
 
 
 @timed("truncation")
