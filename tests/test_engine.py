@@ -110,3 +110,11 @@ def test_three_epochs_of_the_tutorial_are_the_same_bit_for_bit():
     assert compiled_losses == reference_losses
     assert compiled_correct == reference_correct
     assert reference_correct / TrainingConfig().n_test_items >= 0.5  # it learns (chance: 10%)
+
+
+def test_an_unwritable_cache_is_a_clear_error(unbuilt, monkeypatch, tmp_path):
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    monkeypatch.setenv("SECURE_MNIST_CACHE", str(blocked / "cache"))
+    with pytest.raises(build.CompilerUnavailable, match="set SECURE_MNIST_CACHE to a writable folder"):
+        set_engine("compiled")

@@ -135,3 +135,10 @@ def test_truncation_is_the_same_with_both_engines():
                                                                         generator=torch.Generator().manual_seed(1)))
                 results[name] = {w.name: s for w, s in truncate(x, divisor).local_shares().items()}
         assert all(torch.equal(results["reference"][w], results["compiled"][w]) for w in results["reference"])
+
+
+def test_compiled_bit_planes_refuse_a_partial_block():
+    from secure_mnist.native.bits import bit_planes as compiled
+
+    with pytest.raises(ValueError, match="whole blocks of 64 words, got 65"):
+        compiled(torch.arange(65))

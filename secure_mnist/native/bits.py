@@ -23,6 +23,9 @@ def library() -> ctypes.CDLL:
 def bit_planes(words: torch.Tensor) -> torch.Tensor:
     """The reference's bit_planes (mpc/primitives/binary.py), bit for bit: (64, len / 64) int64."""
     words = words.reshape(-1).contiguous()
+    if words.numel() % WORD_BITS:
+        raise ValueError(f"bit planes need whole blocks of {WORD_BITS} words, got {words.numel()} words "
+                         "(pad with padded_size first)")
     blocks = words.numel() // WORD_BITS
     planes = torch.empty((WORD_BITS, blocks), dtype=torch.int64)
     if blocks:

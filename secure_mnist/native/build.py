@@ -61,8 +61,12 @@ def _compile(compiler: str, flags: list[str], source: Path, library: Path) -> No
         raise CompilerUnavailable(
             f"the compiled engine needs a C compiler, and {compiler!r} is not on PATH: install gcc, "
             "set CC, or choose --engine reference")
-    library.parent.mkdir(parents=True, exist_ok=True)
-    handle, partial = tempfile.mkstemp(dir=library.parent, suffix=".so.part")
+    try:
+        library.parent.mkdir(parents=True, exist_ok=True)
+        handle, partial = tempfile.mkstemp(dir=library.parent, suffix=".so.part")
+    except OSError as error:
+        raise CompilerUnavailable(f"cannot write the compiled kernels to {library.parent} ({error.strerror}): "
+                                  "set SECURE_MNIST_CACHE to a writable folder, or choose --engine reference") from None
     os.close(handle)
     try:
         run = subprocess.run([compiler, *flags, str(source), "-o", partial], capture_output=True, text=True)
