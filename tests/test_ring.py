@@ -142,3 +142,18 @@ def test_compiled_bit_planes_refuse_a_partial_block():
 
     with pytest.raises(ValueError, match="whole blocks of 64 words, got 65"):
         compiled(torch.arange(65))
+
+
+def test_the_kernels_refuse_tensors_they_would_misread():
+    from secure_mnist.native.bits import bit_planes as compiled_bit_planes
+    from secure_mnist.native.division import floor_divide
+
+    small = torch.arange(64, dtype=torch.int32)
+    with pytest.raises(TypeError, match="int64 tensors on the CPU, got torch.int32"):
+        gemm.ring_gemm(small.view(8, 8), small.view(8, 8))
+    with pytest.raises(ValueError, match=r"shapes \(n, k\) and \(k, m\), got \(8, 8\) and \(9, 8\)"):
+        gemm.ring_gemm(torch.zeros(8, 8, dtype=torch.int64), torch.zeros(9, 8, dtype=torch.int64))
+    with pytest.raises(TypeError, match="got torch.float64"):
+        floor_divide(torch.ones(3, dtype=torch.float64), 10)
+    with pytest.raises(TypeError, match="got torch.int32"):
+        compiled_bit_planes(small)

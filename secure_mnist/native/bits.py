@@ -7,7 +7,7 @@ from functools import cache
 
 import torch
 
-from .build import load
+from .build import load, require_int64_cpu
 
 WORD_BITS = 64
 
@@ -22,6 +22,7 @@ def library() -> ctypes.CDLL:
 
 def bit_planes(words: torch.Tensor) -> torch.Tensor:
     """The reference's bit_planes (mpc/primitives/binary.py), bit for bit: (64, len / 64) int64."""
+    require_int64_cpu(words)
     words = words.reshape(-1).contiguous()
     if words.numel() % WORD_BITS:
         raise ValueError(f"bit planes need whole blocks of {WORD_BITS} words, got {words.numel()} words "

@@ -28,6 +28,13 @@ class CompilerUnavailable(SetupError):
     """The compiled engine was asked for, but no C compiler could build its kernels."""
 
 
+def require_int64_cpu(*tensors: torch.Tensor) -> None:
+    """The kernels read raw memory as int64 words: anything else would be read wrongly, or past its end."""
+    for tensor in tensors:
+        if tensor.dtype != torch.int64 or tensor.device.type != "cpu":
+            raise TypeError(f"the compiled kernels take int64 tensors on the CPU, got {tensor.dtype} on {tensor.device}")
+
+
 def cache_dir() -> Path:
     configured = os.environ.get("SECURE_MNIST_CACHE")
     if configured:

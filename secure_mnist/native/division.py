@@ -7,7 +7,7 @@ from functools import cache
 
 import torch
 
-from .build import load
+from .build import load, require_int64_cpu
 
 
 @cache
@@ -23,6 +23,7 @@ def floor_divide(x: torch.Tensor, divisor: int, negate: bool = False) -> torch.T
     bit; with `negate`, -torch.div(-x, divisor, rounding_mode="floor") (the second worker's)."""
     if not 1 <= divisor < 2**63:
         raise ValueError(f"floor_divide needs a divisor in [1, 2^63), got {divisor}")
+    require_int64_cpu(x)
     source = x.contiguous()
     out = torch.empty_like(source)
     if source.numel():

@@ -11,7 +11,7 @@ from functools import cache
 
 import torch
 
-from .build import load
+from .build import load, require_int64_cpu
 
 _pointer, _size = ctypes.c_void_p, ctypes.c_int64
 
@@ -26,6 +26,10 @@ def library() -> ctypes.CDLL:
 
 def ring_gemm(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """x @ y modulo 2^64 for 2-D int64 CPU tensors (any strides)."""
+    require_int64_cpu(x, y)
+    if x.dim() != 2 or y.dim() != 2 or x.shape[1] != y.shape[0]:
+        raise ValueError(f"ring_gemm multiplies matrices of shapes (n, k) and (k, m), got {tuple(x.shape)} "
+                         f"and {tuple(y.shape)}")
     x, y = x.contiguous(), y.contiguous()
     n, k, m = x.shape[0], x.shape[1], y.shape[1]
     out = torch.empty((n, m), dtype=torch.int64)
