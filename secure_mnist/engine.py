@@ -77,5 +77,7 @@ def _default() -> str:
 
 
 def _build() -> None:
-    from .native import gemm
-    gemm.library()
+    """Build (or load from the cache) every kernel now, so that a failure shows before any step."""
+    from .native import bits, division, gemm
+    for kernel in (gemm, division, bits):
+        kernel.library()
