@@ -124,3 +124,19 @@ def test_an_unwritable_cache_is_a_clear_error(unbuilt, monkeypatch, tmp_path):
     monkeypatch.setenv("SECURE_MNIST_CACHE", str(blocked / "cache"))
     with pytest.raises(build.CompilerUnavailable, match="set SECURE_MNIST_CACHE to a writable folder"):
         set_engine("compiled")
+
+
+@pytest.mark.parametrize("loosened", ["library", "folder"])
+def test_a_library_others_could_replace_is_not_loaded(unbuilt, loosened):
+    """An attacker who can write the cache could put code into a party's process: refuse it."""
+    with use_engine("compiled"):
+        pass
+    (library,) = unbuilt.glob("ring_gemm-*.so")
+    _forget_loaded()
+    target = library if loosened == "library" else unbuilt
+    target.chmod(target.stat().st_mode | 0o022)
+    try:
+        with pytest.raises(build.CompilerUnavailable, match="others can write to it"):
+            set_engine("compiled")
+    finally:
+        target.chmod(target.stat().st_mode & ~0o022)

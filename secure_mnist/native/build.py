@@ -3,7 +3,8 @@
 The shared library is cached under $SECURE_MNIST_CACHE (default ~/.cache/secure_mnist), named by
 a hash of the source, the flags and the CPU's vector instructions, so an edited kernel or another
 machine gets its own build. Several processes may build at once (the parties start together):
-each writes a temporary file and renames it into place, which is atomic.
+each writes a temporary file and renames it into place, which is atomic. A library is loaded only
+from a folder and file that no other user can write.
 """
 
 from __future__ import annotations
@@ -60,7 +61,19 @@ def load(name: str) -> ctypes.CDLL:
     library = cache_dir() / f"{name}-{key}.so"
     if not library.exists():
         _compile(compiler, flags, source, library)
+    _check_trusted(library)
     return ctypes.CDLL(str(library))
+
+
+def _check_trusted(library: Path) -> None:
+    """Loading a library runs its code inside the party, next to its shares: refuse one that
+    another user could have put there or replaced (a shared, world-writable SECURE_MNIST_CACHE)."""
+    for path in (library.parent, library):
+        status = path.stat()
+        if status.st_uid != os.getuid() or status.st_mode & 0o022:
+            raise CompilerUnavailable(
+                f"refusing to load {library}: {path} is not yours or others can write to it; set "
+                "SECURE_MNIST_CACHE to a folder only you can write, or choose --engine reference")
 
 
 def _compile(compiler: str, flags: list[str], source: Path, library: Path) -> None:
@@ -69,7 +82,7 @@ def _compile(compiler: str, flags: list[str], source: Path, library: Path) -> No
             f"the compiled engine needs a C compiler, and {compiler!r} is not on PATH: install gcc, "
             "set CC, or choose --engine reference")
     try:
-        library.parent.mkdir(parents=True, exist_ok=True)
+        library.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         handle, partial = tempfile.mkstemp(dir=library.parent, suffix=".so.part")
     except OSError as error:
         raise CompilerUnavailable(f"cannot write the compiled kernels to {library.parent} ({error.strerror}): "
