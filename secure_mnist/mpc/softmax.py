@@ -2,9 +2,9 @@
 
 softmax(x)_i = e^(x_i - m) / sum_j e^(x_j - m), with m the row's maximum:
 
-1. m by a tournament of ReLUs, max(a, b) = b + relu(a - b): ceil(log2 C) comparison rounds
-   for C classes, and nobody learns which class won.
-2. d = x - m is <= 0, and exactly 0 at the maximum (the tournament is exact), so exp only
+1. m by comparing every pair of classes at once (pairwise_max.py): 12 rounds for 10 classes,
+   and nobody learns which class won.
+2. d = x - m is <= 0, and exactly 0 at the maximum (m is exact), so exp only
    needs the range [lower, 0]: below lower = -(ln(scale) + 1), e^d is under half an ulp and
    the input is clipped there.
 3. s = sum_j e^(d_j) lies in [1, C] (up to exp's error): a known range, so Newton's reciprocal
@@ -26,6 +26,7 @@ from ..encoding import FixedPointEncoder
 from ..profiling import timed
 from . import approximations as approx
 from .fixed_point import FixedPrecisionTensor, products_together
+from .pairwise_max import max_rounds, row_max
 
 
 LOSS_CATEGORY = "softmax and cross-entropy"
@@ -39,13 +40,13 @@ class SoftmaxPlan:
     exp: approx.ExpPlan
     reciprocal: approx.ReciprocalPlan
     log: approx.LogPlan
-    max_rounds: int  # the tournament
+    max_rounds: int  # the maximum of each row
     max_error: float  # of each probability, absolute
     loss_error: float  # of each row's cross-entropy, absolute
 
     @property
     def rounds(self) -> int:
-        """Rounds of a softmax: tournament, clip, exp, reciprocal, the product p = e / s."""
+        """Rounds of a softmax: the maximum, clip, exp, reciprocal, the product p = e / s."""
         return self.max_rounds + approx.COMPARISON_ROUNDS + self.exp.rounds + self.reciprocal.rounds + 1
 
 
@@ -66,22 +67,7 @@ def softmax_plan(classes: int, encoder: FixedPointEncoder) -> SoftmaxPlan:
     error = (e * (1 + classes)) / s_lower + (1 + e) * reciprocal_plan.max_error + ulp
     # loss = log s~ - y.d~: log's error, log's change with s (|ds| / s <= C e / s_lower), the product y.d
     loss_error = log_plan.max_error + classes * e / s_lower + ulp
-    tournament = math.ceil(math.log2(classes)) * approx.COMPARISON_ROUNDS
-    return SoftmaxPlan(classes, exp_plan, reciprocal_plan, log_plan, tournament, error, loss_error)
-
-
-def row_max(x: FixedPrecisionTensor) -> FixedPrecisionTensor:
-    """The maximum along the last dimension (kept, size 1), exactly: a tournament of ReLUs."""
-    x._require_shared("max")
-    values = x
-    while values.shape[-1] > 1:
-        pairs = values.shape[-1] // 2 * 2
-        left, right = values[..., 0:pairs:2], values[..., 1:pairs:2]
-        winners = right + (left - right).relu()  # max(left, right), both ReLUs of a level at once
-        if values.shape[-1] > pairs:
-            winners = _cat_last(winners, values[..., pairs:])
-        values = winners
-    return values
+    return SoftmaxPlan(classes, exp_plan, reciprocal_plan, log_plan, max_rounds(classes), error, loss_error)
 
 
 @dataclass
@@ -124,9 +110,3 @@ def cross_entropy(x: FixedPrecisionTensor, one_hot: FixedPrecisionTensor) -> tup
     log_total = approx.log(parts.total, plan.log.lower, plan.log.upper, clip_input=False)
     per_row = log_total.squeeze(-1) - parts.picked  # type: ignore[operator]
     return per_row.mean(), parts.probabilities
-
-
-def _cat_last(x: FixedPrecisionTensor, y: FixedPrecisionTensor) -> FixedPrecisionTensor:
-    import torch
-
-    return x._wrap(x.child.zip(y.child, lambda a, b: torch.cat([a, b], dim=-1)))  # type: ignore[union-attr]

@@ -36,6 +36,7 @@ from .binary import XorShares, and_, pack_bits, padded_size, planes_of, unpack_b
 
 WORD_BITS = 64
 TREE_LEVELS = (32, 16, 8, 4, 2, 1)  # (generate, propagate) pairs left after each level
+CARRY_TREE_ROUNDS = 1 + len(TREE_LEVELS)  # the generate, then one AND round per level
 
 
 # --8<-- [start:sign_bit_xor]
@@ -93,6 +94,31 @@ def bit_to_arithmetic(bits: XorShares, x: AdditiveSharingTensor) -> AdditiveShar
         out[worker] = (share + c if worker is session.first else share).view(x.shape)
     return AdditiveSharingTensor(session, out, x.shape)
 # --8<-- [end:bit_to_arithmetic]
+
+
+def times_bit(bits: XorShares, x: AdditiveSharingTensor) -> AdditiveSharingTensor:
+    """Additive shares of x * b, for a XOR-shared bit b per element of x (flat), in one round.
+
+    As in the ReLU below: with a dealer bit r (in both sharings), a mask a and a*r, the workers
+    open c = b ^ r and e = x - a together; then x*b = c*x + (1 - 2c)*(e*r + a*r), all local.
+    """
+    session = x.session
+    n = x.shape.numel()
+
+    def mask_and_product(r: torch.Tensor) -> torch.Tensor:  # runs at the dealer only
+        a = session.provider.prg.ring((n,))
+        return torch.cat([r[:n], a, a * r[:n]])  # r again, now in additive shares
+
+    dealt = correlated_randomness(session, padded_size(n), 3 * n, mask_and_product, random_bits=True)
+    opened = open_masked({w: (bits[w], x.share_of(w)) for w in bits},
+                         {w: (pack_bits(dealt[w][0]), dealt[w][1][n : 2 * n]) for w in bits},
+                         session, combine=(torch.bitwise_xor, torch.add))
+    out = {}
+    for worker, (packed, e) in opened.items():
+        c = unpack_bits(packed, n)
+        r, _, ar = dealt[worker][1].split(n)
+        out[worker] = c * x.share_of(worker) + (1 - 2 * c) * (e * r + ar)
+    return AdditiveSharingTensor(session, out, x.shape)
 
 
 @timed("comparisons")
