@@ -10,7 +10,7 @@ run on meaningless data.
 - conv2d: im2col and one Beaver product per layer. conv(x, W) = W @ windows(x) is bilinear in
   (x, W), so one triple computes it; only x and W are opened (each once), never the windows.
 - avg_pool2d: local (a sum of each window, then a division by its size: exact to one step).
-- max_pool2d: a tournament of secure comparisons over each window (mpc/tournament.py).
+- max_pool2d: secure comparisons of every pair in each window (mpc/tournament.py).
 """
 
 from __future__ import annotations

@@ -24,8 +24,8 @@ CRYPTO_SEED = 5
 HAND_STARTED = {**os.environ, "PYTHONUNBUFFERED": "1", "SECURE_MNIST_TOKEN": new_token()}
 
 
-def in_process_run(**kwargs):
-    return train_encrypted(CONFIG, Session(encoder=CONFIG.encoder, seed=CRYPTO_SEED), **kwargs)
+def in_process_run(config: TrainingConfig = CONFIG, **kwargs):
+    return train_encrypted(config, Session(encoder=config.encoder, seed=CRYPTO_SEED), **kwargs)
 
 
 def cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -33,13 +33,16 @@ def cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
                           timeout=timeout, env={**os.environ, "PYTHONUNBUFFERED": "1"})
 
 
-def test_processes_give_exactly_the_in_process_result(tmp_path):
+@pytest.mark.parametrize("loss", ["mse", "cross-entropy"])
+def test_processes_give_exactly_the_in_process_result(tmp_path, loss):
+    """Every party runs only its part (the dealer and the client work shapes out without shares),
+    and the losses and the test count are those of one process, to the last bit."""
     report = tmp_path / "run.json"
-    done = cli("train", "--parties", "processes", *SMALL, "--crypto-seed", str(CRYPTO_SEED), "--quiet",
-               "--no-plaintext", "--json", str(report))
+    done = cli("train", "--parties", "processes", *SMALL, "--loss", loss, "--crypto-seed", str(CRYPTO_SEED),
+               "--quiet", "--no-plaintext", "--json", str(report))
     assert done.returncode == 0, done.stderr
     separate = json.loads(report.read_text())["encrypted"]
-    together = in_process_run()
+    together = in_process_run(TrainingConfig(**{**CONFIG.__dict__, "loss": loss}))
     assert [b["loss"] for b in separate["batch_logs"]] == [b.loss for b in together.batch_logs]
     assert separate["correct"] == together.correct
     # every party's traffic reached the client's progress line

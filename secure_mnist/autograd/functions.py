@@ -342,7 +342,7 @@ class GatherBackward(GradFunc):
 
 
 class MaxBackward(GradFunc):
-    """The gradient of a maximum goes to the winner only: the tournament's one-hot marks it."""
+    """The gradient of a maximum goes to the winner only: the one-hot of the winner marks it."""
 
     def __init__(self, self_, dim: int, keepdim: bool, one_hot: FixedPrecisionTensor):
         super().__init__(self_)

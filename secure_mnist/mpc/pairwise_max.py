@@ -26,7 +26,8 @@ import torch
 from ..profiling import timed
 from .fixed_point import FixedPrecisionTensor
 from .primitives.binary import WORD_BITS, XorShares, and_, pack_bits, unpack_bits
-from .primitives.comparison import CARRY_TREE_ROUNDS, sign_bit_xor, times_bit
+from .primitives.comparison import CARRY_TREE_ROUNDS, bit_and_product, sign_bit_xor
+from .sharing import AdditiveSharingTensor
 from .provider.dealer import binary_triples
 from .session import Session
 
@@ -47,14 +48,17 @@ def row_max(x: FixedPrecisionTensor) -> FixedPrecisionTensor:
         raise ValueError("the maximum of an empty row")
     if classes == 1:
         return x
-    shares = x.child
-    session = shares.session
-    left, right = torch.triu_indices(classes, classes, offset=1)  # the pairs i < j
-    less = sign_bit_xor(shares.map(lambda t: t[..., left] - t[..., right]))  # [x_i < x_j], packed
-    count = x.shape[:-1].numel() * classes
-    winner = _and_of_rows(session, _factors(less, session, classes, count), classes - 1, count)
-    picked = times_bit(winner, shares.map(lambda t: t.reshape(-1)))  # w_i x_i: the maximum, or 0
+    _, picked = bit_and_product(winner_bits(x.child), x.child.map(lambda t: t.reshape(-1)))  # w_i x_i
     return x._wrap(picked.map(lambda t: t.view(x.shape).sum(-1, keepdim=True)))
+
+
+def winner_bits(x: AdditiveSharingTensor) -> XorShares:
+    """XOR shares of w, packed over the flattened x: 1 at the first maximum of each last-dimension row."""
+    classes = x.shape[-1]
+    left, right = torch.triu_indices(classes, classes, offset=1)  # the pairs i < j
+    less = sign_bit_xor(x.map(lambda t: t[..., left] - t[..., right]))  # [x_i < x_j], packed
+    count = x.shape.numel()
+    return _and_of_rows(x.session, _factors(less, x.session, classes, count), classes - 1, count)
 
 
 def _factor_table(classes: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,5 +1,11 @@
-"""The largest value along a dimension, and where it is: a knockout tournament.
+"""The largest value along a dimension, and where it is.
 
+Up to PAIRWISE_LIMIT values (the ten digit scores of MNIST, a pooling window), every pair is
+compared at once (pairwise_max.py): the AND tree of the pair bits marks the winner with a bit w_i,
+and one more round turns w into additive shares and multiplies it by x. Then the value is
+sum_i w_i x_i, the index sum_i w_i i and the one-hot w itself: 12 rounds for 10 values.
+
+Longer rows would need too many pairs (n (n - 1) / 2), so they play a knockout tournament.
 Neighbours are compared pairwise (a secure comparison gives the shared bit b = [left < right])
 and the winner moves on: winner = left + b * (right - left), one Beaver product by the bit. The
 winner carries a payload with it, chosen by the same product: its index, and, when a gradient
@@ -15,8 +21,11 @@ import torch
 
 from .fixed_point import FixedPrecisionTensor
 from .primitives.beaver import mul
-from .primitives.comparison import is_negative
+from .pairwise_max import winner_bits
+from .primitives.comparison import bit_and_product, is_negative
 from .sharing import AdditiveSharingTensor
+
+PAIRWISE_LIMIT = 16  # 120 comparisons per row at most, in 12 rounds; a tournament would take 36
 
 
 class Winners(NamedTuple):
@@ -36,6 +45,8 @@ def tournament(x: FixedPrecisionTensor, dim: int, one_hot: bool = False) -> Winn
         raise ValueError("max/argmax of an empty dimension")
     if not x.is_shared:
         return _public_tournament(x, dim, one_hot)
+    if 2 <= n <= PAIRWISE_LIMIT:
+        return _pairwise(x, dim, one_hot)
     scale = x.encoder.scale
     moved = x.child.map(lambda t: t.movedim(dim, -1).unsqueeze(-1))  # type: ignore[union-attr]
     rest = tuple(moved.shape[:-2])
@@ -60,6 +71,19 @@ def tournament(x: FixedPrecisionTensor, dim: int, one_hot: bool = False) -> Winn
     indices = x._wrap(best.map(lambda t: t[..., 1]))
     marks = x._wrap(best.map(lambda t: t[..., 2:].movedim(-1, dim))) if one_hot else None
     return Winners(values, indices, marks)
+
+
+def _pairwise(x: FixedPrecisionTensor, dim: int, one_hot: bool) -> Winners:
+    """The winners of short rows from the bits w of pairwise_max, in one round after them."""
+    rows = x.child.map(lambda t: t.movedim(dim, -1))  # type: ignore[union-attr]
+    shape = rows.shape
+    w, picked = bit_and_product(winner_bits(rows), rows.map(lambda t: t.reshape(-1)))
+    positions = torch.arange(shape[-1], dtype=torch.int64) * x.encoder.scale
+    values = picked.map(lambda t: t.view(shape).sum(-1))
+    # positions follow t to the meta device, where parties without shares work out shapes
+    indices = w.map(lambda t: (t.view(shape) * positions.to(t.device)).sum(-1))
+    marks = w.map(lambda t: (t.view(shape) * x.encoder.scale).movedim(-1, dim)) if one_hot else None
+    return Winners(x._wrap(values), x._wrap(indices), None if marks is None else x._wrap(marks))
 
 
 def _cat_public(shared: AdditiveSharingTensor, public: torch.Tensor) -> AdditiveSharingTensor:

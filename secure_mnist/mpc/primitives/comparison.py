@@ -96,11 +96,12 @@ def bit_to_arithmetic(bits: XorShares, x: AdditiveSharingTensor) -> AdditiveShar
 # --8<-- [end:bit_to_arithmetic]
 
 
-def times_bit(bits: XorShares, x: AdditiveSharingTensor) -> AdditiveSharingTensor:
-    """Additive shares of x * b, for a XOR-shared bit b per element of x (flat), in one round.
+def bit_and_product(bits: XorShares, x: AdditiveSharingTensor) -> tuple[AdditiveSharingTensor, AdditiveSharingTensor]:
+    """Additive shares of a XOR-shared bit b per element of x (flat), and of x * b, in one round.
 
     As in the ReLU below: with a dealer bit r (in both sharings), a mask a and a*r, the workers
-    open c = b ^ r and e = x - a together; then x*b = c*x + (1 - 2c)*(e*r + a*r), all local.
+    open c = b ^ r and e = x - a together; then b = c + r - 2cr and x*b = c*x + (1 - 2c)*(e*r + a*r),
+    all local.
     """
     session = x.session
     n = x.shape.numel()
@@ -113,12 +114,14 @@ def times_bit(bits: XorShares, x: AdditiveSharingTensor) -> AdditiveSharingTenso
     opened = open_masked({w: (bits[w], x.share_of(w)) for w in bits},
                          {w: (pack_bits(dealt[w][0]), dealt[w][1][n : 2 * n]) for w in bits},
                          session, combine=(torch.bitwise_xor, torch.add))
-    out = {}
+    bit, product = {}, {}
     for worker, (packed, e) in opened.items():
         c = unpack_bits(packed, n)
         r, _, ar = dealt[worker][1].split(n)
-        out[worker] = c * x.share_of(worker) + (1 - 2 * c) * (e * r + ar)
-    return AdditiveSharingTensor(session, out, x.shape)
+        flip = 1 - 2 * c
+        bit[worker] = flip * r + c if worker is session.first else flip * r
+        product[worker] = c * x.share_of(worker) + flip * (e * r + ar)
+    return AdditiveSharingTensor(session, bit, x.shape), AdditiveSharingTensor(session, product, x.shape)
 
 
 @timed("comparisons")
