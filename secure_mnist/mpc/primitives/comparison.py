@@ -96,10 +96,11 @@ def bit_to_arithmetic(bits: XorShares, x: AdditiveSharingTensor) -> AdditiveShar
 # --8<-- [end:bit_to_arithmetic]
 
 
+# --8<-- [start:bit_and_product]
 def bit_and_product(bits: XorShares, x: AdditiveSharingTensor) -> tuple[AdditiveSharingTensor, AdditiveSharingTensor]:
     """Additive shares of a XOR-shared bit b per element of x (flat), and of x * b, in one round.
 
-    As in the ReLU below: with a dealer bit r (in both sharings), a mask a and a*r, the workers
+    With a dealer bit r (in both sharings), a mask a and a*r, the workers
     open c = b ^ r and e = x - a together; then b = c + r - 2cr and x*b = c*x + (1 - 2c)*(e*r + a*r),
     all local.
     """
@@ -122,6 +123,7 @@ def bit_and_product(bits: XorShares, x: AdditiveSharingTensor) -> tuple[Additive
         bit[worker] = flip * r + c if worker is session.first else flip * r
         product[worker] = c * x.share_of(worker) + flip * (e * r + ar)
     return AdditiveSharingTensor(session, bit, x.shape), AdditiveSharingTensor(session, product, x.shape)
+# --8<-- [end:bit_and_product]
 
 
 @timed("comparisons")
@@ -135,35 +137,12 @@ def is_negative(x: AdditiveSharingTensor) -> AdditiveSharingTensor:
 def relu_and_bit(x: AdditiveSharingTensor) -> tuple[AdditiveSharingTensor, AdditiveSharingTensor]:
     """Shares of max(x, 0) and of the bit [x >= 0] (kept for the backward pass).
 
-    With s = [x < 0] XOR-shared from the adder and a dealer bit r (in both sharings), the workers
-    open c = s ^ r and e = x - a together. Then s = c + r - 2cr and
-    x*s = c*x + (1 - 2c)*(e*r + a*r), all local: ReLU(x) = x - x*s, its derivative 1 - s.
+    The sign s = [x < 0] comes XOR-shared from the adder; the round that turns it into additive
+    shares carries the product x*s too (bit_and_product): ReLU(x) = x - x*s, its derivative 1 - s.
     """
-    session = x.session
-    n = x.shape.numel()
-    sign = sign_bit_xor(x)
-
-    def mask_and_product(r: torch.Tensor) -> torch.Tensor:  # runs at the dealer only
-        a = session.provider.prg.ring((n,))
-        return torch.cat([r[:n], a, a * r[:n]])
-
-    dealt = correlated_randomness(session, padded_size(n), 3 * n, mask_and_product, random_bits=True)
-    opened = open_masked({w: (sign[w], x.share_of(w).reshape(-1)) for w in sign},
-                         {w: (pack_bits(dealt[w][0]), dealt[w][1][n : 2 * n]) for w in sign},
-                         session, combine=(torch.bitwise_xor, torch.add))
-    relu, positive = {}, {}
-    for worker, (packed, e) in opened.items():
-        c = unpack_bits(packed, n)
-        r, _, ar = dealt[worker][1].split(n)
-        flip = 1 - 2 * c
-        sign_share = flip * r
-        x_share = x.share_of(worker).reshape(-1)
-        x_times_sign = c * x_share + flip * (e * r + ar)  # c*x is linear: each worker scales its share
-        if worker is session.first:  # the public constants are added once
-            sign_share += c
-            positive[worker] = (1 - sign_share).view(x.shape)
-        else:
-            positive[worker] = (-sign_share).view(x.shape)
-        relu[worker] = (x_share - x_times_sign).view(x.shape)
-    return AdditiveSharingTensor(session, relu, x.shape), AdditiveSharingTensor(session, positive, x.shape)
+    flat = x.map(lambda t: t.reshape(-1))
+    sign, x_times_sign = bit_and_product(sign_bit_xor(x), flat)
+    relu = (flat - x_times_sign).map(lambda t: t.view(x.shape))
+    positive = (-sign).add_public(torch.ones((), dtype=torch.int64)).map(lambda t: t.view(x.shape))
+    return relu, positive
 # --8<-- [end:relu_and_bit]
