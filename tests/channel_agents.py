@@ -1,10 +1,10 @@
-"""Run one party of `python -m secure_mnist party ...` with its gloo transport watched or attacked.
+"""Run one party of `python -m secure_mnist party ...` with its transport (the links) watched or attacked.
 
     python tests/channel_agents.py record LOG -- party alice --master ...
     python tests/channel_agents.py tamper PEER N -- party bob --master ...
     python tests/channel_agents.py replay PEER N -- party bob --master ...
 
-`record` appends every buffer gloo delivers to this process (who sent it, its bytes) to LOG, as
+`record` appends every buffer the links deliver to this process (who sent it, its bytes) to LOG, as
 one JSON line each: what a party learns from the wire, whatever its code does with it.
 `tamper` flips one bit of the N-th message this party sends to PEER, after sealing, as a man in
 the middle would; `replay` sends again, as the N-th message to PEER, an earlier message of the
@@ -33,7 +33,7 @@ class _Recorded:
 
 
 class WatchedGroup:
-    """A gloo process group whose traffic an agent can see and change."""
+    """The links to the other parties, with traffic an agent can see and change."""
 
     def __init__(self, group, mode: str, args: list[str]) -> None:
         self._group, self._mode, self._args = group, mode, args
@@ -59,12 +59,15 @@ class WatchedGroup:
             tensors = [wire]
         return self._group.send(tensors, destination, tag)
 
+    def close(self) -> None:
+        self._group.close()
+
 
 def run(argv: list[str]) -> int:
     split = argv.index("--")
     mode, args, party_argv = argv[0], argv[1:split], argv[split + 1:]
-    make_group = distributed.gloo_group
-    distributed.gloo_group = lambda *a, **k: WatchedGroup(make_group(*a, **k), mode, args)
+    make_group = distributed.connect_links
+    distributed.connect_links = lambda *a, **k: WatchedGroup(make_group(*a, **k), mode, args)
     return main(party_argv)
 
 

@@ -1,4 +1,4 @@
-"""Parties in separate processes (one machine or several), over gloo, through an encrypted channel.
+"""Parties in separate processes (one machine or several), over TCP links, through an encrypted channel.
 
 Each process runs one party. Messages are point-to-point tensors with no header: every party runs
 the same program, so the receiver knows the shape and dtype it expects, hence the length of the
@@ -12,18 +12,19 @@ the party.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
 
 import torch
-import torch.distributed as dist
 
 from ..errors import SecureMNISTError, SetupError
 from .base import Communicator
 from .channel import (PUBLIC_KEY_BYTES, REFUSAL, AuthenticationError, ChannelError, ClearChannel, KeyAgreement,
                       SealedChannel, as_bytes, token_key)
-from .rendezvous import FailureReports, gloo_group, open_store, run_id, split_master
+from .links import Handle, connect_links
+from .rendezvous import FailureReports, link_address, open_store, run_id, split_master
 
 MAX_PENDING_SENDS = 64
 HELLO = b"secure_mnist/1 "  # + the channel mode: a peer that speaks another one is named, not misread
@@ -51,7 +52,7 @@ class DistributedCommunicator(Communicator):
         self.ranks = {name: rank for rank, name in enumerate(parties)}
         self.timeout = timeout
         # (receiver, pending send, its buffer: a send needs the buffer alive until it completes)
-        self._pending: deque[tuple[str, dist.Work, torch.Tensor]] = deque()
+        self._pending: deque[tuple[str, Handle, torch.Tensor]] = deque()
         self.seconds_waiting = 0.0
         self.seconds_serializing = 0.0
         self.parties = tuple(parties)
@@ -62,7 +63,7 @@ class DistributedCommunicator(Communicator):
             self.store = open_store(host, port, rank, len(parties), timeout)
             self.run_id = run_id(self.store, rank)
             self._reports = FailureReports(self.store, key, self.run_id)
-            self.group = gloo_group(self.store, host, rank, len(parties), timeout)
+            self.group = connect_links(self.store, link_address(host), rank, len(parties), timeout)
         except SetupError:
             raise
         except Exception as error:  # noqa: BLE001 - re-raised with the party's view of it
@@ -97,8 +98,8 @@ class DistributedCommunicator(Communicator):
         return self._post(src, shape, dtype)()
 
     def recv_later(self, dst, src, shape, dtype=torch.int64):
-        # gloo moves a message only once its receiver has posted the receive (the sender
-        # announces it and waits for the go-ahead): posting early saves that round trip.
+        # A link reads a message into its receive buffer as soon as the receive is posted:
+        # posting early lets the message arrive while this party still computes.
         take = self._post(src, tuple(shape), dtype)
         return lambda: self._received(dst, take())
 
@@ -217,7 +218,7 @@ class DistributedCommunicator(Communicator):
         dst, work, _buffer = self._pending.popleft()
         self._wait(work, dst)
 
-    def _wait(self, work: dist.Work, party: str) -> None:
+    def _wait(self, work: Handle, party: str) -> None:
         """Wait for a send to or a receive from `party` to complete; the time counts as waiting."""
         start = time.perf_counter()
         try:
@@ -242,7 +243,7 @@ class DistributedCommunicator(Communicator):
         cause = "" if first in (None, seen) else f"; the first failure reported: {first}"
         return PartyLostError(
             f"{seen}: its process died, hung for more than {self.timeout:.0f} s, or the network failed"
-            f"{cause} (gloo: {_reason(error)})"
+            f"{cause} ({_reason(error)})"
         )
     # --8<-- [end:lost]
 
@@ -270,11 +271,31 @@ class DistributedCommunicator(Communicator):
         return {party: values[party] for party in self.parties}
 
     def close(self) -> None:
+        """Flush, and after a normal end check that every peer ended normally too.
+
+        A sent message may still sit in the network's buffers when its receiver dies, so a party
+        that only sends (the dealer) would not notice: the farewell makes it notice. After an
+        error there is no farewell: the connections close, and the peers learn it that way.
+        """
+        failing = sys.exc_info()[1] is not None
+        try:
+            if not failing:
+                self.flush()
+                self._farewell()
+        finally:
+            self.group.close()
+
+    def _farewell(self) -> None:
+        """One sealed byte to and from every peer, sent when a party's program has ended."""
+        ends = {peer: self._post(peer, (1,), torch.uint8) for peer in self.peers}
+        for peer in self.peers:
+            self._deliver(self.me, peer, torch.ones(1, dtype=torch.uint8))
+        for take in ends.values():
+            take()
         self.flush()
 
 
 def _reason(error: Exception) -> str:
-    """gloo's own words, without its source location and generic advice."""
-    text = str(error).splitlines()[0]
-    text = text.split("] ", 1)[-1]  # drop "[/path/to/gloo/pair.cc:553] "
-    return text.split(". This is typically")[0].strip()
+    """The link's own words (or the store's, at setup), first line only."""
+    lines = str(error).splitlines()
+    return lines[0].strip() if lines else type(error).__name__

@@ -1,9 +1,9 @@
 """Where the parties meet: a key-value store on the client's machine, listening on one address only.
 
-torch's TCPStore is the meeting point: gloo publishes each process's address there. The store has
-no authentication of its own; anyone who reaches its port can read and write it. So the store
-listens only on the address given with --master (127.0.0.1 stays on this machine), gloo listens
-only on the address that leads to the master, and what secure_mnist itself keeps in the store is
+torch's TCPStore is the meeting point: each party publishes there the address its links listen on
+(see links.py). The store has no authentication of its own; anyone who reaches its port can read
+and write it. So the store listens only on the address given with --master (127.0.0.1 stays on
+this machine), the links listen only on the address that leads to the master, and what secure_mnist itself keeps in the store is
 public and signed: the run's random id, which every handshake binds, and failure reports, which
 carry a MAC keyed by the token. Nothing secret is ever written there: the parties' settings are
 compared over the encrypted channel instead.
@@ -12,9 +12,11 @@ compared over the encrypted channel instead.
 from __future__ import annotations
 
 import datetime
+import fcntl
 import hmac
 import os
 import socket
+import struct
 import time
 
 import torch.distributed as dist
@@ -68,7 +70,7 @@ def bind_listener(host: str, port: int) -> socket.socket:
 
 
 def local_address(host: str) -> str:
-    """This machine's address on the way to `host`: where this process's gloo connections live.
+    """This machine's address on the way to `host`: where this process's links listen.
 
     An address of this machine (127.0.0.1, the client's --master) is used as it is; otherwise the
     address of the interface the system would route to `host` through.
@@ -85,20 +87,25 @@ def local_address(host: str) -> str:
         return probe.getsockname()[0]
 
 
-def gloo_device(host: str) -> dist.ProcessGroupGloo.Device:
-    """gloo's listening socket: on the interface GLOO_SOCKET_IFNAME names, if set, else on the
-    address towards the master (gloo's default is the address of the machine's host name)."""
-    interface = os.environ.get("GLOO_SOCKET_IFNAME")
+def link_address(host: str) -> str:
+    """Where this party listens for the other parties' links: the address of the interface
+    SECURE_MNIST_INTERFACE names (GLOO_SOCKET_IFNAME, its older name, still works), else this
+    machine's address on the way to the master."""
+    interface = os.environ.get("SECURE_MNIST_INTERFACE") or os.environ.get("GLOO_SOCKET_IFNAME")
     if interface:
-        return dist.ProcessGroupGloo.create_device(interface=interface)
-    return dist.ProcessGroupGloo.create_device(hostname=local_address(host))
+        return interface_address(interface)
+    return local_address(host)
 
 
-def gloo_group(store: dist.Store, host: str, rank: int, world_size: int, timeout: float) -> dist.ProcessGroupGloo:
-    options = dist.ProcessGroupGloo._Options()
-    options._devices = [gloo_device(host)]
-    options._timeout = datetime.timedelta(seconds=timeout)
-    return dist.ProcessGroupGloo(dist.PrefixStore(STORE_PREFIX + "gloo/", store), rank, world_size, options)
+def interface_address(interface: str) -> str:
+    """The IPv4 address of a network interface, by name (Linux)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            packed = fcntl.ioctl(probe.fileno(), 0x8915, struct.pack("256s", interface.encode()[:15]))  # SIOCGIFADDR
+        except OSError as error:
+            raise SetupError(f"no IPv4 address on the network interface {interface!r} ({error.strerror or error}); "
+                             "check SECURE_MNIST_INTERFACE") from error
+    return socket.inet_ntoa(packed[20:24])
 
 
 def run_id(store: dist.Store, rank: int) -> bytes:
