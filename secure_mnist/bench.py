@@ -276,7 +276,7 @@ def format_process_report(plaintext_ms: float, measured: dict, repeats: int, con
     ratio = measured["step_ms"] / plaintext_ms
     lines = [
         f"One training step ({config.activation}), batch {config.batch_size}, parties in separate processes "
-        f"(gloo, {repeats} steps, {current_engine()} engine)",
+        f"(TCP links, {repeats} steps, {current_engine()} engine)",
         f"  plaintext PyTorch step: median {plaintext_ms:.3f} ms",
         f"  encrypted step: median {measured['step_ms']:.2f} ms, ratio {ratio:.1f}x plaintext",
         "  per party, per step: computing / serializing / channel / waiting (wall clock), CPU time, "

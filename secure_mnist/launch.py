@@ -65,7 +65,7 @@ def check_party(name: str) -> None:
 
 def party_session(name: str, master: str, config: TrainingConfig, timeout: float, crypto_seed: int | None,
                   token: str | None) -> Session:
-    """This process's view of the session: it runs party `name` and talks to the others over gloo,
+    """This process's view of the session: it runs party `name` and talks to the others over TCP links,
     through the channel the token authenticates (unencrypted if the token is None)."""
     check_party(name)
     # Several parties share this machine's cores: one thread each, or their thread pools fight.

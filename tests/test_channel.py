@@ -185,7 +185,7 @@ def last_error(stderr: str) -> str:
 
 
 def test_a_party_with_a_wrong_token_is_refused_and_receives_nothing_but_the_handshake(tmp_path):
-    """alice is started with another token and records every byte gloo hands her process."""
+    """alice is started with another token and records every byte the links hand her process."""
     master = f"127.0.0.1:{free_port()}"
     log = tmp_path / "alice_received.jsonl"
     parties = {name: start(name, master) for name in ("me", "bob", "crypto_provider")}
@@ -302,7 +302,7 @@ def listening(pids: set[int]) -> set[tuple[str, int]]:
     return found
 
 
-def test_the_store_and_gloo_listen_only_on_the_address_given():
+def test_the_store_and_the_links_listen_only_on_the_address_given():
     address = own_loopback_address()
     port = free_port_on(address)
     run = subprocess.Popen([sys.executable, "-m", "secure_mnist", "train", "--parties", "processes", "--master",
@@ -313,7 +313,7 @@ def test_the_store_and_gloo_listen_only_on_the_address_given():
     deadline = time.monotonic() + 240
     while run.poll() is None and time.monotonic() < deadline:
         seen |= listening(process_tree(run.pid))
-        if len(seen) >= 5 and outside is None:  # the store and four gloo listeners
+        if len(seen) >= 5 and outside is None:  # the store and four link listeners
             outside = local_address("203.0.113.1")  # this machine's address on its way out
             if not outside.startswith("127."):
                 with socket.socket() as probe, pytest.raises(OSError):

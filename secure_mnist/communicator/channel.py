@@ -8,7 +8,7 @@ receiver and the counter. A message that was modified, replayed, dropped or deli
 fails the tag check, and the error names the peer.
 
 Nothing here touches the network: `KeyAgreement` turns bytes received into keys, `SealedChannel`
-turns tensors into ciphertext and back. `communicator.distributed` moves the bytes over gloo.
+turns tensors into ciphertext and back. `communicator.distributed` moves the bytes over TCP links (`communicator.links`).
 """
 
 from __future__ import annotations

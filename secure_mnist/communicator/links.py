@@ -278,8 +278,9 @@ def _read_rank(connection: socket.socket) -> int | None:
 
 
 def _describe(error: OSError) -> str:
-    if isinstance(error, ConnectionResetError) and "closed by peer" in str(error):
-        return "Connection closed by peer"
-    if isinstance(error, (ConnectionResetError, BrokenPipeError)):
-        return f"Connection reset by peer ({os.strerror(error.errno) if error.errno else error})"
-    return f"socket error: {error}"
+    """A socket error in the words the communicator looks for ("closed by peer", "reset by peer")."""
+    if isinstance(error, BrokenPipeError):
+        return "Connection closed by peer (broken pipe)"
+    if isinstance(error, ConnectionResetError):
+        return "Connection closed by peer" if "closed by peer" in str(error) else "Connection reset by peer"
+    return f"socket error: {os.strerror(error.errno) if error.errno else error}"
