@@ -36,6 +36,17 @@ def test_equal_to_int64_matmul_on_random_words(n, k, m):
     assert torch.equal(ring_matmul(x.t().contiguous().t(), y), x @ y)
 
 
+@pytest.mark.parametrize("n, k, m", [(64, 784, 128), (67, 129, 45), (5, 3, 9), (1, 4096, 1)])
+def test_strided_operands_are_read_in_place_and_give_the_same_words(n, k, m):
+    """Transposed, stepped and broadcast (stride 0) views go to the kernel as they are."""
+    x_t, y_t = words((k, n), n + 1).t(), words((m, k), m + 2).t()  # transposes, as in the backward pass
+    x_step, y_step = words((n, 2 * k), 3)[:, ::2], words((2 * k, 3 * m), 4)[::2, ::3]
+    x_wide = words((1, k), 5).expand(n, k)  # every row the same memory
+    for x, y in ((x_t, y_t), (x_step, y_step), (x_wide, y_t), (x_t, y_step)):
+        assert min(n, m) == 1 or not (x.is_contiguous() and y.is_contiguous())
+        assert torch.equal(gemm.ring_gemm(x, y), x.contiguous() @ y.contiguous())
+
+
 @pytest.mark.parametrize("value", [-2**63, 2**63 - 1, -1, 2**32, 2**32 - 1, 2**31])
 def test_extreme_words(value):
     x = torch.full((16, 1000), value)
@@ -49,7 +60,8 @@ def test_the_vector_kernel_runs_where_the_cpu_has_avx2():
         pytest.skip("no AVX2 on this CPU: the scalar loops run (and are tested above)")
     x, y = words((8, 16), 1), words((16, 8), 2)
     out, scratch = torch.empty(8, 8, dtype=torch.int64), torch.empty(2 * (8 + 8) * 16, dtype=torch.int32)
-    assert gemm.library().ring_gemm(x.data_ptr(), y.data_ptr(), out.data_ptr(), 8, 16, 8, scratch.data_ptr()) == 1
+    assert gemm.library().ring_gemm(x.data_ptr(), y.data_ptr(), out.data_ptr(), 8, 16, 8, *x.stride(), *y.stride(),
+                                    scratch.data_ptr()) == 1
     assert torch.equal(out, x @ y)
 
 

@@ -19,7 +19,7 @@ _pointer, _size = ctypes.c_void_p, ctypes.c_int64
 @cache
 def library() -> ctypes.CDLL:
     lib = load("ring_gemm")
-    lib.ring_gemm.argtypes = [_pointer, _pointer, _pointer, _size, _size, _size, _pointer]
+    lib.ring_gemm.argtypes = [_pointer, _pointer, _pointer, _size, _size, _size, _size, _size, _size, _size, _pointer]
     lib.ring_gemm.restype = ctypes.c_int
     return lib
 
@@ -30,11 +30,12 @@ def ring_gemm(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     if x.dim() != 2 or y.dim() != 2 or x.shape[1] != y.shape[0]:
         raise ValueError(f"ring_gemm multiplies matrices of shapes (n, k) and (k, m), got {tuple(x.shape)} "
                          f"and {tuple(y.shape)}")
-    x, y = x.contiguous(), y.contiguous()
     n, k, m = x.shape[0], x.shape[1], y.shape[1]
     out = torch.empty((n, m), dtype=torch.int64)
     if n == 0 or m == 0:
         return out
     scratch = torch.empty(2 * (n + m) * k, dtype=torch.int32)  # the 32-bit halves of x and y
-    library().ring_gemm(x.data_ptr(), y.data_ptr(), out.data_ptr(), n, k, m, scratch.data_ptr())
+    # Strided views (a transpose) are read in place, by their strides: no copy first.
+    library().ring_gemm(x.data_ptr(), y.data_ptr(), out.data_ptr(), n, k, m, *x.stride(), *y.stride(),
+                        scratch.data_ptr())
     return out
