@@ -1,8 +1,8 @@
 """Parties in separate processes (one machine or several), over TCP links, through an encrypted channel.
 
-Each process runs one party. Messages are point-to-point tensors with no header: every party runs
-the same program, so the receiver knows the shape and dtype it expects, hence the length of the
-ciphertext. At the start the parties check that they speak the same channel, agree on a key per
+Each process runs one party. Messages are point-to-point tensors that carry nothing but their
+length (see `links`): every party runs the same program, so the receiver knows the shape and
+dtype it expects, and a message of another length is an error, not a misreading. At the start the parties check that they speak the same channel, agree on a key per
 pair and direction, authenticated by the join token, and refuse any party that cannot prove it
 holds the token (see `channel`); from then on every payload is sealed with AES-256-GCM. Sends are
 asynchronous, so two workers exchanging large tensors never wait on each other. A peer that dies
@@ -98,8 +98,8 @@ class DistributedCommunicator(Communicator):
         return self._post(src, shape, dtype)()
 
     def recv_later(self, dst, src, shape, dtype=torch.int64):
-        # A link reads a message into its receive buffer as soon as the receive is posted:
-        # posting early lets the message arrive while this party still computes.
+        # Posting early lets the message travel while this party still computes: it waits in the
+        # system's buffers and is read into the receive buffer by whoever waits for it.
         take = self._post(src, tuple(shape), dtype)
         return lambda: self._received(dst, take())
 
