@@ -172,6 +172,8 @@ def _run_training(args: argparse.Namespace, session=None) -> int:
                                     resume_from=args.resume, on_epoch=epoch_done)
     finally:
         bar.close()
+    # The parties are done: let them go (their farewell) before the client's own plaintext run.
+    session.comm.close()
     print(f"\nTest set: Accuracy: {encrypted.correct}/{encrypted.total} ({_percent(encrypted.correct, encrypted.total)})")
     if encrypted.epochs:
         seconds = [e.seconds for e in encrypted.epochs]

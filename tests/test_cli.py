@@ -118,3 +118,23 @@ def test_a_short_last_batch_when_mnist_runs_out(parties):
                "--test-batch-size", "3000", "--quiet", "--no-plaintext", "--parties", parties)
     assert done.returncode == 0, done.stderr
     assert "Test set: Accuracy: " in done.stdout and "/10000 (" in done.stdout
+
+
+def test_the_client_lets_the_parties_go_before_its_own_plaintext_run(monkeypatch, capsys):
+    """Across processes the workers wait for the client's farewell with a timeout: the plaintext
+    comparison (minutes on all of MNIST) must come after the session is closed, not before."""
+    from secure_mnist import __main__ as cli
+    from secure_mnist.communicator.in_process import InProcessCommunicator
+
+    events: list[str] = []
+    monkeypatch.setattr(InProcessCommunicator, "close", lambda self: events.append("close"))
+    real_plaintext = cli.train_plaintext
+
+    def plaintext(*args, **kwargs):
+        events.append("plaintext")
+        return real_plaintext(*args, **kwargs)
+
+    monkeypatch.setattr(cli, "train_plaintext", plaintext)
+    assert main(["train", "--epochs", "1", "--n-train-items", "64", "--n-test-items", "64", "--quiet"]) == 0
+    assert events[:2] == ["close", "plaintext"], events
+    assert "Plaintext PyTorch" in capsys.readouterr().out

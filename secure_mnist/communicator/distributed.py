@@ -56,6 +56,7 @@ class DistributedCommunicator(Communicator):
         self.seconds_waiting = 0.0
         self.seconds_serializing = 0.0
         self.parties = tuple(parties)
+        self._closed = False
         self.setup_bytes_sent = 0  # hello and handshake, sent once per run
         self.overhead_bytes_sent = 0  # the channel's tags on every message since
         rank = self.ranks[me]
@@ -277,6 +278,9 @@ class DistributedCommunicator(Communicator):
         that only sends (the dealer) would not notice: the farewell makes it notice. After an
         error there is no farewell: the connections close, and the peers learn it that way.
         """
+        if self._closed:
+            return
+        self._closed = True
         failing = sys.exc_info()[1] is not None
         try:
             if not failing:
