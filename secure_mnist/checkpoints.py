@@ -46,6 +46,12 @@ def save(directory: str | pathlib.Path, session: Session, model: nn.Module, conf
     `batches` are the shared training inputs, whose openings are kept too; with momentum, a
     worker's file also keeps its shares of the optimizer's velocities.
     """
+    # Every party has finished the epoch before any party saves it. The crypto provider never
+    # waits for anyone otherwise (it only sends), so it could be an epoch ahead of the workers;
+    # a party stopped before this point leaves every file at the previous epoch.
+    reached = session.comm.agree("checkpoint", str(epoch))
+    if set(reached.values()) != {str(epoch)}:
+        raise CheckpointError(f"the parties reached different epochs before saving: {reached}")
     pathlib.Path(directory).mkdir(parents=True, exist_ok=True)
     params = encrypted_parameters(model)
     for party in session.parties():
