@@ -126,15 +126,10 @@ class Link:
                     data, handle = self._receives[0]
                 try:
                     self._read_message(data)
-                except RuntimeError as error:
-                    self._fail(str(error))
+                except (RuntimeError, OSError) as error:
+                    self._fail(_describe(error) if isinstance(error, OSError) else str(error))
                     return
-                except OSError as error:
-                    self._fail(_describe(error))
-                    return
-                with self._lock:
-                    self._receives.popleft()
-                handle.finish()
+                self._finish_oldest(self._receives, handle)
 
     def _read_message(self, data: memoryview) -> None:
         header = bytearray(HEADER.size)
@@ -171,9 +166,12 @@ class Link:
             except OSError as error:
                 self._fail(_describe(error))
                 return
-            with self._lock:
-                self._sends.popleft()
-            handle.finish()
+            self._finish_oldest(self._sends, handle)
+
+    def _finish_oldest(self, queue: deque, handle: Handle) -> None:
+        with self._lock:
+            queue.popleft()
+        handle.finish()
 
     def _fail(self, reason: str) -> None:
         """Fail everything posted and everything posted from now on."""
