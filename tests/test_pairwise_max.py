@@ -132,3 +132,16 @@ def test_a_wrong_negation_is_caught(monkeypatch):
     session = new_session()
     x = hard_rows(24, 10, seed=4)
     assert not torch.equal(row_max(shared(x, session)).decrypt().double(), x.max(-1, keepdim=True).values)
+
+
+def test_argmax_pairs_up_a_small_tensor_and_plays_the_tournament_on_a_large_one():
+    """Pairs save rounds but cost bytes: a batch of scores is compared in pairs (7 + 2 + 1
+    rounds for 4 values), a tensor of 60,000 pairs or more plays the knockout (2 levels of 9)."""
+    session = new_session()
+    for rows, rounds in ((8, 10), (10_000, 18)):
+        x = shared(torch.round(torch.randn(rows, 4, generator=torch.Generator().manual_seed(rows)) * 64) / 64,
+                   session)
+        before = session.comm.stats.snapshot()
+        got = x.argmax(dim=1)
+        assert session.comm.stats.since(before).rounds == rounds
+        assert torch.equal(got.decrypt().long(), x.decrypt().argmax(dim=1))

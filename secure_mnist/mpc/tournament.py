@@ -1,11 +1,13 @@
 """The largest value along a dimension, and where it is.
 
-Up to PAIRWISE_LIMIT values (the ten digit scores of MNIST, a pooling window), every pair is
+For short rows in a small tensor (the ten digit scores of a batch), every pair is
 compared at once (pairwise_max.py): the AND tree of the pair bits marks the winner with a bit w_i,
 and one more round turns w into additive shares and multiplies it by x. Then the value is
 sum_i w_i x_i, the index sum_i w_i i and the one-hot w itself: 12 rounds for 10 values.
 
-Longer rows would need too many pairs (n (n - 1) / 2), so they play a knockout tournament.
+Pairs cost bytes: n (n - 1) / 2 comparisons per row instead of n - 1. Long rows, or a large
+tensor (max-pooling over a batch of images, where bytes count more than rounds), play a knockout
+tournament.
 Neighbours are compared pairwise (a secure comparison gives the shared bit b = [left < right])
 and the winner moves on: winner = left + b * (right - left), one Beaver product by the bit. The
 winner carries a payload with it, chosen by the same product: its index, and, when a gradient
@@ -25,7 +27,8 @@ from .pairwise_max import winner_bits
 from .primitives.comparison import bit_and_product, is_negative
 from .sharing import AdditiveSharingTensor
 
-PAIRWISE_LIMIT = 16  # 120 comparisons per row at most, in 12 rounds; a tournament would take 36
+PAIRWISE_LIMIT = 16  # values per row: 120 comparisons per row at most, in 12 rounds (a tournament: 36)
+PAIRWISE_BUDGET = 1 << 15  # comparisons in all: above, the tournament's fewer bytes win
 
 
 class Winners(NamedTuple):
@@ -45,7 +48,7 @@ def tournament(x: FixedPrecisionTensor, dim: int, one_hot: bool = False) -> Winn
         raise ValueError("max/argmax of an empty dimension")
     if not x.is_shared:
         return _public_tournament(x, dim, one_hot)
-    if 2 <= n <= PAIRWISE_LIMIT:
+    if 2 <= n <= PAIRWISE_LIMIT and (x.shape.numel() // n) * n * (n - 1) // 2 <= PAIRWISE_BUDGET:
         return _pairwise(x, dim, one_hot)
     scale = x.encoder.scale
     moved = x.child.map(lambda t: t.movedim(dim, -1).unsqueeze(-1))  # type: ignore[union-attr]
