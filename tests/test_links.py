@@ -145,3 +145,24 @@ def test_a_stranger_that_connects_first_is_dropped_and_the_real_peer_gets_throug
         stranger.close()
     first.close()
     second.close()
+
+
+def test_a_link_that_breaks_while_a_message_is_read_fails_that_receive_cleanly():
+    """The sending thread may fail the link while the waiting thread reads: the receive then
+    fails with the link's reason, not with an error from the emptied queue."""
+    first, second = pair()
+    link = second.links[0]
+    read = link._read_message
+
+    def broken_meanwhile(data):
+        link._fail("Connection reset by peer")  # as the sending thread would, on a reset
+        read(data)
+
+    link._read_message = broken_meanwhile
+    into = torch.empty(4, dtype=torch.uint8)
+    handle = second.recv([into], 0)
+    first.send([words(4, 0)], 1).wait()
+    with pytest.raises(RuntimeError, match="reset by peer"):
+        handle.wait()
+    first.close()
+    second.close()

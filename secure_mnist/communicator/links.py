@@ -169,7 +169,11 @@ class Link:
             self._finish_oldest(self._sends, handle)
 
     def _finish_oldest(self, queue: deque, handle: Handle) -> None:
+        """Done with the oldest send or receive, unless the link broke meanwhile (the other
+        thread's `_fail` then emptied the queue and failed `handle` with everything else)."""
         with self._lock:
+            if not queue or queue[0][1] is not handle:
+                return
             queue.popleft()
         handle.finish()
 

@@ -20,6 +20,7 @@ it is made of.
 from __future__ import annotations
 
 import math
+from functools import cache
 
 import torch
 
@@ -61,18 +62,17 @@ def winner_bits(x: AdditiveSharingTensor) -> XorShares:
     return _and_of_rows(x.session, _factors(less, x.session, classes, count), classes - 1, count)
 
 
+@cache
 def _factor_table(classes: int) -> tuple[torch.Tensor, torch.Tensor]:
     """For class i, its C - 1 factors: which pair's bit, and whether that bit is negated
-    (NOT s_ij for the pairs where i is the smaller index). Both shaped (C - 1, C)."""
+    (NOT s_ij for the pairs where i is the smaller index). Both shaped (C - 1, C); built once
+    per number of classes (the callers only read them)."""
     left, right = torch.triu_indices(classes, classes, offset=1).tolist()
     pair_of = {(i, j): p for p, (i, j) in enumerate(zip(left, right))}
-    pairs = torch.empty(classes - 1, classes, dtype=torch.int64)
-    negated = torch.empty(classes - 1, classes, dtype=torch.int64)
-    for i in range(classes):
-        for k, j in enumerate(j for j in range(classes) if j != i):
-            pairs[k, i] = pair_of[(min(i, j), max(i, j))]
-            negated[k, i] = int(i < j)
-    return pairs, negated
+    others = [[j for j in range(classes) if j != i] for i in range(classes)]
+    pairs = [[pair_of[(min(i, row[k]), max(i, row[k]))] for i, row in enumerate(others)] for k in range(classes - 1)]
+    negated = [[int(i < row[k]) for i, row in enumerate(others)] for k in range(classes - 1)]
+    return torch.tensor(pairs, dtype=torch.int64), torch.tensor(negated, dtype=torch.int64)
 
 
 def _factors(less: XorShares, session: Session, classes: int, count: int) -> XorShares:
