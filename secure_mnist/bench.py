@@ -20,7 +20,8 @@ from .mpc.session import Session
 from .mpc.softmax import LOSS_CATEGORY
 from .nn import encrypt_parameters, share_batch
 from .optim import SGD
-from .training import Net, TrainingConfig, build_model, one_hot, placeholder_batches, plaintext_batches
+from .training import (Net, TrainingConfig, build_model, one_hot, placeholder_batches, plaintext_batches,
+                       step_inputs)
 
 
 @dataclass
@@ -81,13 +82,18 @@ def _encrypted_step(config: TrainingConfig, images: torch.Tensor, targets: torch
     optimizer = SGD(model.parameters(), lr=config.lr, momentum=config.momentum)
     loss_function = LOSSES[config.loss]
 
-    def step() -> None:
+    def compute():
         optimizer.zero_grad()
         output = model(data)
         loss = loss_function(output, target)
         loss.backward()
         optimizer.step()
-        loss.decrypt()
+        return loss
+
+    def step() -> None:
+        loss = session.dealing.run_step(compute, lambda: step_inputs(data, target, optimizer))
+        if loss is not None:
+            loss.decrypt()
 
     return step, session
 

@@ -34,3 +34,8 @@ class SetupError(SecureMNISTError, ValueError):
 class CheckpointError(SecureMNISTError, ValueError):
     """A checkpoint cannot be resumed from: missing, unreadable, another party's, run's or epoch's,
     other settings, or a tensor of the wrong shape or dtype (the message names the file and tensor)."""
+
+
+class DealerPlanError(SecureMNISTError, RuntimeError):
+    """The crypto provider dealt for other requests than a worker made: the parties are out of step
+    (another version or other settings). Raised before anything of the step is revealed."""

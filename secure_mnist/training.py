@@ -288,12 +288,18 @@ def train_encrypted(config: TrainingConfig, session: Session | None = None, on_b
         epoch_start = time.perf_counter()
         for index, (data, target) in enumerate(train_data):
             start = time.perf_counter()
-            optimizer.zero_grad()
-            output = model(data)
-            loss = loss_function(output, target)
-            loss.backward()
-            optimizer.step()
-            loss_value = _revealed(loss.decrypt())
+
+            def step():
+                optimizer.zero_grad()
+                output = model(data)
+                loss = loss_function(output, target)
+                loss.backward()
+                optimizer.step()
+                return loss
+
+            # (a crypto provider in its own process deals the step from its plan: no loss there)
+            loss = session.dealing.run_step(step, lambda: step_inputs(data, target, optimizer))
+            loss_value = None if loss is None else _revealed(loss.decrypt())
             if not config.keep_openings:
                 _forget_openings(data, target)
             traffic = session.traffic_by_party()
@@ -355,6 +361,11 @@ def _forget_openings(*tensors: AutogradTensor) -> None:
 def _mean_loss(logs: list[BatchLog]) -> float | None:
     losses = [log.loss for log in logs if log.loss is not None]
     return sum(losses) / len(losses) if losses else None
+
+
+def step_inputs(data: AutogradTensor, target: AutogradTensor, optimizer: SGD) -> list[AdditiveSharingTensor]:
+    """The shared tensors a training step finds and leaves behind (see `Dealing.run_step`)."""
+    return [data.child.child, target.child.child, *(param.child.child for param in optimizer.params)]
 
 
 def _inputs(batches: list[tuple[AutogradTensor, AutogradTensor]]) -> list[AdditiveSharingTensor]:

@@ -22,7 +22,7 @@ def words(shape, seed):
     return torch.randint(*WORDS, shape, generator=torch.Generator().manual_seed(seed))
 
 
-# the tutorial's products, and edges of the 4 x 8 register blocks (rows, columns, empty, thin)
+# the tutorial's products, and edges of the 4 x 4 register blocks (rows, columns, empty, thin)
 SHAPES = [(64, 784, 128), (784, 64, 128), (128, 64, 784), (64, 64, 10), (10, 64, 64), (67, 129, 45),
           (3, 2000, 7), (4, 1, 8), (5, 3, 9), (1, 4096, 1), (8, 0, 16), (0, 5, 8), (6, 7, 0)]
 
@@ -59,7 +59,7 @@ def test_the_vector_kernel_runs_where_the_cpu_has_avx2():
     if torch.backends.cpu.get_cpu_capability() not in ("AVX2", "AVX512"):
         pytest.skip("no AVX2 on this CPU: the scalar loops run (and are tested above)")
     x, y = words((8, 16), 1), words((16, 8), 2)
-    out, scratch = torch.empty(8, 8, dtype=torch.int64), torch.empty(2 * (8 + 8) * 16, dtype=torch.int32)
+    out, scratch = torch.empty(8, 8, dtype=torch.int64), torch.empty(gemm.scratch_words(8, 16, 8), dtype=torch.int64)
     assert gemm.library().ring_gemm(x.data_ptr(), y.data_ptr(), out.data_ptr(), 8, 16, 8, *x.stride(), *y.stride(),
                                     scratch.data_ptr()) == 1
     assert torch.equal(out, x @ y)

@@ -17,16 +17,35 @@ from ..parties import Worker
 Shares = dict[Worker, torch.Tensor]
 
 
+@dataclass(frozen=True, eq=False)
+class MaskOrigin:
+    """Where a mask in the crypto provider's hands comes from: the mask as it was dealt (`base`)
+    and the maps applied to it since (transposes, reshapes). A dealing plan names masks by it."""
+
+    base: torch.Tensor
+    maps: tuple[Callable[[torch.Tensor], torch.Tensor], ...] = ()
+
+    def map(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> MaskOrigin:
+        return MaskOrigin(self.base, (*self.maps, fn))
+
+
 @dataclass(frozen=True)
 class Mask:
     """A random ring tensor a from the crypto provider: each local worker's additive share of it,
-    and, in the crypto provider's process only, a itself."""
+    and, in the crypto provider's process only, a itself (and its origin)."""
 
     shares: Shares
     value: torch.Tensor | None = None
+    origin: MaskOrigin | None = None
+
+    def __post_init__(self) -> None:
+        if self.value is not None and self.origin is None:  # a mask as dealt (or loaded)
+            object.__setattr__(self, "origin", MaskOrigin(self.value))
 
     def map(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> Mask:
-        return Mask({w: fn(s) for w, s in self.shares.items()}, None if self.value is None else fn(self.value))
+        if self.value is None:
+            return Mask({w: fn(s) for w, s in self.shares.items()})
+        return Mask({w: fn(s) for w, s in self.shares.items()}, fn(self.value), self.origin.map(fn))  # type: ignore[union-attr]
 
 
 # --8<-- [start:opening]

@@ -63,6 +63,9 @@ class Session:
         # can tell files of one run from another's.
         drawn = secrets.token_hex(8) if self.is_local(self.client) else ""
         self.run_id: str = self.comm.agree("run_id", drawn)[self.client.name]
+        from .provider.plan import Dealing  # (the provider's modules import this one)
+
+        self.dealing = Dealing(self)
 
     # -- who runs here -------------------------------------------------------------------------
     @property

@@ -7,6 +7,7 @@ One thread: inside a training step, splitting a product across two threads measu
 from __future__ import annotations
 
 import ctypes
+import threading
 from functools import cache
 
 import torch
@@ -24,6 +25,24 @@ def library() -> ctypes.CDLL:
     return lib
 
 
+_scratch_buffers = threading.local()
+
+
+def _scratch(words: int) -> torch.Tensor:
+    """The kernel's working memory, kept from call to call (one buffer per thread): a fresh one
+    of a few MB would come as new pages from the system, and their page faults cost as much as
+    the product itself."""
+    buffer = getattr(_scratch_buffers, "words", None)
+    if buffer is None or buffer.numel() < words:
+        buffer = _scratch_buffers.words = torch.empty(words, dtype=torch.int64)
+    return buffer
+
+
+def scratch_words(n: int, k: int, m: int) -> int:
+    """The kernel's working memory for an (n, k) @ (k, m) product, in words."""
+    return (n + 2 * m) * k
+
+
 def ring_gemm(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """x @ y modulo 2^64 for 2-D int64 CPU tensors (any strides)."""
     require_int64_cpu(x, y)
@@ -34,7 +53,7 @@ def ring_gemm(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     out = torch.empty((n, m), dtype=torch.int64)
     if n == 0 or m == 0:
         return out
-    scratch = torch.empty(2 * (n + m) * k, dtype=torch.int32)  # the 32-bit halves of x and y
+    scratch = _scratch(scratch_words(n, k, m))  # x row-major, y in panels
     # Strided views (a transpose) are read in place, by their strides: no copy first.
     library().ring_gemm(x.data_ptr(), y.data_ptr(), out.data_ptr(), n, k, m, *x.stride(), *y.stride(),
                         scratch.data_ptr())

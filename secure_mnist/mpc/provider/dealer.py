@@ -20,6 +20,7 @@ from ..opening import Mask
 from ..ring import ring_op
 from ..session import Session
 from ..shapes import broadcast_shapes, output_shape_of
+from .plan import KeepMasks, MaskProducts
 
 Bilinear = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Derive = Callable[[torch.Tensor], torch.Tensor]
@@ -35,6 +36,7 @@ def correlated_randomness(session: Session, n_random: int, n_derived: int, deriv
     except that with random bits it is shared additively (a bit in both sharings).
     """
     session.require_provider()
+    session.dealing.on_request(n_random, n_derived, sharing, random_bits, derive)
     dealer = session.provider
     first = session.first
     join = torch.bitwise_xor if sharing == "xor" or random_bits else torch.add
@@ -78,18 +80,15 @@ def random_masks(session: Session, shapes: Sequence[torch.Size]) -> list[Mask]:
     both streams, keeps their sums.
     """
     sizes = [_numel(shape) for shape in shapes]
-    at_dealer: list[torch.Tensor] = []
-
-    def keep(masks: torch.Tensor) -> torch.Tensor:  # runs at the dealer only: nothing to derive
-        at_dealer.append(masks)
-        return masks[:0]
-
-    dealt = correlated_randomness(session, sum(sizes), 0, keep)
-    values = at_dealer[0].split(sizes) if at_dealer else [None] * len(shapes)
+    at_dealer = KeepMasks(sizes, shapes)  # runs at the dealer only: nothing to derive
+    dealt = correlated_randomness(session, sum(sizes), 0, at_dealer)
     shares = {w: words.split(sizes) for w, (words, _) in dealt.items()}
-    return [Mask({w: parts[i].view(shape) for w, parts in shares.items()},
-                 None if values[i] is None else values[i].view(shape))
-            for i, shape in enumerate(shapes)]
+    values = at_dealer.values or [None] * len(shapes)
+    masks = [Mask({w: parts[i].view(shape) for w, parts in shares.items()}, values[i])
+             for i, shape in enumerate(shapes)]
+    if at_dealer.values:
+        session.dealing.masks_dealt(masks)
+    return masks
 
 
 def mask_products(session: Session, products: Sequence[tuple[Mask, Mask, Bilinear]],
@@ -102,10 +101,7 @@ def mask_products(session: Session, products: Sequence[tuple[Mask, Mask, Bilinea
     out_shapes = [output_shape_of(op, sa, sb) for (_, _, op), (sa, sb) in zip(products, shapes)]
     sizes = [_numel(shape) for shape in out_shapes]
 
-    def products_at_dealer(_: torch.Tensor) -> torch.Tensor:
-        return torch.cat([ring_op(op)(a.value, b.value).reshape(-1) for a, b, op in products])  # type: ignore[arg-type]
-
-    dealt = correlated_randomness(session, 0, sum(sizes), products_at_dealer)
+    dealt = correlated_randomness(session, 0, sum(sizes), MaskProducts(products, ring_op))
     return {w: [part.view(shape) for part, shape in zip(c.split(sizes), out_shapes)] for w, (_, c) in dealt.items()}
 
 

@@ -1,0 +1,293 @@
+"""The crypto provider deals from a plan instead of replaying the workers' program.
+
+In its own process the crypto provider used to run the whole training step, like every party,
+only to learn what to deal next. Yet what it deals depends on shapes alone, never on values: a
+step on a batch of the same shape, whose inputs were opened before or not in the same way, asks
+for the same randomness in the same order. So the provider runs each kind of step once, records
+its requests (the step's plan), and deals every later step of that kind from the plan, without
+running the step: no autograd, no shapes to work out, no Python per operation.
+
+A plan names masks symbolically: a mask dealt earlier in the same step (by request and place),
+or the mask under which one of the step's inputs (a batch, a parameter) was opened before the
+step, each with the maps (transposes, reshapes) applied to it since. After dealing, the provider
+sets what it knows of the inputs' openings as the step would have left it (a batch opened for
+good, a parameter replaced by its update).
+
+Agreement, every step: the provider sends each worker a digest of the requests it served (sizes
+and kinds, in order); each worker compares it with a digest of the requests it made, before
+anything of the step is revealed, and stops on any difference, naming the step. The provider
+still receives nothing. A plan that cannot be recorded (a mask it cannot name) leaves that kind
+of step to be replayed, as before; SECURE_MNIST_DEALER_PLANS=0 replays every step.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import struct
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from ...errors import DealerPlanError
+from ..opening import Mask, MaskOrigin, Opening
+
+if TYPE_CHECKING:
+    from ..session import Session
+    from ..sharing import AdditiveSharingTensor
+
+PLANS_VARIABLE = "SECURE_MNIST_DEALER_PLANS"
+Map = Callable[[torch.Tensor], torch.Tensor]
+
+
+class KeepMasks:
+    """The provider's side of `random_masks`: the drawn words are the masks themselves."""
+
+    def __init__(self, sizes: Sequence[int], shapes: Sequence[torch.Size]) -> None:
+        self.sizes, self.shapes = list(sizes), list(shapes)
+        self.values: list[torch.Tensor] = []
+
+    def __call__(self, words: torch.Tensor) -> torch.Tensor:
+        self.values = [part.view(shape) for part, shape in zip(words.split(self.sizes), self.shapes)]
+        return words[:0]  # nothing derived, nothing sent
+
+
+class MaskProducts:
+    """The provider's side of `mask_products`: c = op(a, b) for masks it dealt before."""
+
+    def __init__(self, products: Sequence[tuple[Mask, Mask, Callable]], ring_op: Callable) -> None:
+        self.products, self.ring_op = list(products), ring_op
+
+    def __call__(self, _: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.ring_op(op)(a.value, b.value).reshape(-1) for a, b, op in self.products])
+
+
+# -- what a plan holds -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Dealt:
+    """A mask dealt by request `request` of the same step (its `part`-th), then mapped by `maps`."""
+
+    request: int
+    part: int
+    maps: tuple[Map, ...]
+
+
+@dataclass(frozen=True)
+class Held:
+    """The mask under which input `index` was opened before the step, as it was dealt, then
+    mapped by `maps`."""
+
+    index: int
+    maps: tuple[Map, ...]
+
+
+Ref = Dealt | Held
+
+
+@dataclass(frozen=True)
+class Request:
+    n_random: int
+    n_derived: int
+    sharing: str
+    random_bits: bool
+    derive: Any  # KeepMasks' shapes, products of Refs, or a function of the drawn words alone
+
+
+@dataclass(frozen=True)
+class NewMasks:
+    sizes: list[int]
+    shapes: list[torch.Size]
+
+
+@dataclass(frozen=True)
+class Products:
+    products: list[tuple[Ref, Ref, Callable]]
+    ring_op: Callable
+
+
+KEEP, FORGET = "keep", "forget"  # what a step leaves of an input's opening (or the Ref of a new one)
+
+
+class CannotPlan(Exception):
+    """A mask the recorder cannot name: this kind of step is replayed."""
+
+
+@dataclass
+class Plan:
+    requests: list[Request]
+    after: list[str | Ref]  # per input
+
+    def deal(self, session: Session, inputs: Sequence[AdditiveSharingTensor]) -> None:
+        """Serve the step's requests in order, then leave the inputs' openings as the step would."""
+        from .dealer import correlated_randomness
+
+        dealt: list[list[torch.Tensor]] = []
+        before = [t.opening for t in inputs]
+
+        def base(ref: Ref) -> torch.Tensor:
+            if isinstance(ref, Dealt):
+                return dealt[ref.request][ref.part]
+            return before[ref.index].mask.origin.base  # type: ignore[union-attr]
+
+        def value(ref: Ref) -> torch.Tensor:
+            tensor = base(ref)
+            for fn in ref.maps:
+                tensor = fn(tensor)
+            return tensor
+
+        for request in self.requests:
+            derive = request.derive
+            if isinstance(derive, NewMasks):
+                derive = KeepMasks(derive.sizes, derive.shapes)
+            elif isinstance(derive, Products):
+                derive = MaskProducts([(Mask({}, value(a)), Mask({}, value(b)), op) for a, b, op in derive.products],
+                                      derive.ring_op)
+            correlated_randomness(session, request.n_random, request.n_derived, derive, request.sharing,
+                                  request.random_bits)
+            dealt.append(derive.values if isinstance(derive, KeepMasks) else [])
+        for tensor, after in zip(inputs, self.after):
+            if after == FORGET:
+                tensor.forget_opening()
+            elif after != KEEP:
+                origin = MaskOrigin(base(after), after.maps)  # type: ignore[arg-type]
+                tensor.opening = Opening(Mask({}, value(after), origin), {})  # type: ignore[arg-type]
+
+
+class Recorder:
+    """Watches the provider replay one step and writes down its plan."""
+
+    def __init__(self, inputs: Sequence[AdditiveSharingTensor]) -> None:
+        self.before = [t.opening for t in inputs]
+        self.requests: list[Request] = []
+        self.dealt: dict[int, tuple[int, int]] = {}  # id of a mask as dealt -> (request, part)
+        self._dealt_masks: list[torch.Tensor] = []  # keeps those ids valid for the step
+        self.failed = False
+
+    def request(self, n_random: int, n_derived: int, sharing: str, random_bits: bool, derive: Any) -> None:
+        try:
+            if isinstance(derive, KeepMasks):
+                plan_derive: Any = NewMasks(derive.sizes, derive.shapes)
+            elif isinstance(derive, MaskProducts):
+                plan_derive = Products([(self.ref(a), self.ref(b), op) for a, b, op in derive.products], derive.ring_op)
+            else:
+                plan_derive = derive  # depends on the drawn words and on shapes only
+        except CannotPlan:
+            self.failed = True
+            plan_derive = None
+        self.requests.append(Request(n_random, n_derived, sharing, random_bits, plan_derive))
+
+    def masks_dealt(self, masks: Sequence[Mask]) -> None:
+        """The masks the last request drew (the provider's values, with their origins)."""
+        for part, mask in enumerate(masks):
+            self.dealt[id(mask.origin.base)] = (len(self.requests) - 1, part)  # type: ignore[union-attr]
+            self._dealt_masks.append(mask.origin.base)  # type: ignore[union-attr]
+
+    def ref(self, mask: Mask) -> Ref:
+        origin = mask.origin
+        if origin is None:
+            raise CannotPlan
+        if id(origin.base) in self.dealt:
+            request, part = self.dealt[id(origin.base)]
+            return Dealt(request, part, origin.maps)
+        for index, opening in enumerate(self.before):
+            held = None if opening is None else opening.mask.origin
+            if held is not None and held.base is origin.base:
+                return Held(index, origin.maps)
+        raise CannotPlan
+
+    def finish(self, inputs_after: Sequence[AdditiveSharingTensor]) -> Plan | None:
+        after: list[str | Ref] = []
+        for opening_before, tensor in zip(self.before, inputs_after):
+            if tensor.opening is None:
+                after.append(FORGET)
+            elif tensor.opening is opening_before:
+                after.append(KEEP)
+            else:
+                try:
+                    after.append(self.ref(tensor.opening.mask))
+                except CannotPlan:
+                    return None
+        return None if self.failed else Plan(self.requests, after)
+
+
+def plan_key(inputs: Sequence[AdditiveSharingTensor]) -> tuple:
+    """What decides a step's requests: its inputs' shapes, and which were opened before it."""
+    return tuple((tuple(t.shape), t.opening is not None) for t in inputs)
+
+
+_UNRECORDED = object()
+
+
+class Dealing:
+    """One session's dealing, as this process sees it: the digest of the running step's requests
+    (every party that deals or asks), and at a crypto provider in its own process, its plans."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.plans: dict[tuple, Plan | None] = {}
+        self.use_plans = os.environ.get(PLANS_VARIABLE, "1") != "0"
+        self.steps = 0
+        self.steps_from_plans = 0  # of those, dealt from a plan (at a crypto provider in its own process)
+        self._digest: Any = None
+        self._recorder: Recorder | None = None
+
+    # -- called by the dealer's functions ---------------------------------------------------------
+    def on_request(self, n_random: int, n_derived: int, sharing: str, random_bits: bool, derive: Any) -> None:
+        if self._digest is not None:
+            self._digest.update(struct.pack("<qq?", n_random, n_derived, sharing == "xor") + bytes([random_bits]))
+        if self._recorder is not None:
+            self._recorder.request(n_random, n_derived, sharing, random_bits, derive)
+
+    def masks_dealt(self, masks: Sequence[Mask]) -> None:
+        if self._recorder is not None:
+            self._recorder.masks_dealt(masks)
+
+    # -- a step ------------------------------------------------------------------------------------
+    def run_step(self, compute: Callable[[], Any], inputs: Callable[[], Sequence[AdditiveSharingTensor]]) -> Any:
+        """Run one step of a loop (`compute`); `inputs` lists the shared tensors that live on from
+        step to step (the batch, the parameters). At a crypto provider in its own process the
+        step is dealt from its plan and `compute` does not run (None is returned)."""
+        session = self.session
+        provider_alone = session.is_local(session.provider) and not session.local_workers
+        asks_a_remote_provider = bool(session.local_workers) and not session.is_local(session.provider)
+        if not (provider_alone or asks_a_remote_provider):
+            return compute()  # in one process the provider deals as the workers ask: nothing to plan
+        self.steps += 1
+        self._digest = hashlib.blake2b(digest_size=8)
+        try:
+            if asks_a_remote_provider:
+                result = compute()
+                self._check_digest(self._digest.digest())
+                return result
+            self._deal_step(compute, inputs)
+            digest = torch.frombuffer(bytearray(self._digest.digest()), dtype=torch.int64)
+            for worker in session.workers:
+                session.comm.send(session.provider.name, worker.name, digest)
+            return None
+        finally:
+            self._digest, self._recorder = None, None
+
+    def _deal_step(self, compute: Callable[[], Any], inputs: Callable[[], Sequence[AdditiveSharingTensor]]) -> None:
+        held = list(inputs())
+        key = plan_key(held)
+        plan = self.plans.get(key, _UNRECORDED) if self.use_plans else None
+        if isinstance(plan, Plan):
+            plan.deal(self.session, held)
+            self.steps_from_plans += 1
+            return
+        self._recorder = Recorder(held) if plan is _UNRECORDED else None
+        compute()
+        if self._recorder is not None:
+            self.plans[key] = self._recorder.finish(inputs())
+
+    def _check_digest(self, mine: bytes) -> None:
+        session = self.session
+        for worker in session.local_workers:
+            theirs = session.comm.recv(worker.name, session.provider.name, (1,)).numpy().tobytes()
+            if theirs != mine:
+                raise DealerPlanError(
+                    f"step {self.steps}: the crypto provider dealt for other requests than {worker.name} made "
+                    f"(digest {theirs.hex()} against {mine.hex()}): the parties run different programs or "
+                    "settings. Nothing of this step was revealed; start every party with the same version and flags")

@@ -1,0 +1,100 @@
+"""Each party in its own thread with its own session, as if in its own process, over in-memory queues.
+
+Each thread's session sees one party as local, exactly as `python -m secure_mnist party` does, so
+the code paths of separate processes (a crypto provider alone, a worker with a remote provider)
+run in one test process, in a second instead of a minute.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from secure_mnist.communicator.base import Communicator
+from secure_mnist.launch import PARTIES
+from secure_mnist.mpc.session import Session
+
+TIMEOUT = 120.0
+
+
+class Network:
+    """The queues between every pair of parties, and what they agreed on."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Condition()
+        self._queues: dict[tuple[str, str], queue.Queue] = defaultdict(queue.Queue)
+        self._agreed: dict[tuple[str, int], dict[str, str]] = defaultdict(dict)
+        self.failed = threading.Event()
+
+    def queue(self, src: str, dst: str) -> queue.Queue:
+        with self._lock:
+            return self._queues[(src, dst)]
+
+    def agree(self, key: tuple[str, int], party: str, value: str) -> dict[str, str]:
+        with self._lock:
+            self._agreed[key][party] = value
+            self._lock.notify_all()
+            if not self._lock.wait_for(lambda: len(self._agreed[key]) == len(PARTIES) or self.failed.is_set(),
+                                       TIMEOUT):
+                raise TimeoutError(f"{party} waited for the others to agree on {key}")
+            if self.failed.is_set():
+                raise RuntimeError("another party failed")
+            return dict(self._agreed[key])
+
+
+class ThreadCommunicator(Communicator):
+    def __init__(self, network: Network, me: str) -> None:
+        super().__init__()
+        self.network, self.me = network, me
+        self._agreements: dict[str, int] = defaultdict(int)
+
+    @property
+    def local_parties(self) -> frozenset[str]:
+        return frozenset({self.me})
+
+    def _deliver(self, src: str, dst: str, tensor: torch.Tensor) -> None:
+        self.network.queue(src, dst).put(tensor.clone())
+
+    def _collect(self, dst: str, src: str, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+        try:
+            tensor = self.network.queue(src, dst).get(timeout=TIMEOUT)
+        except queue.Empty:
+            raise RuntimeError(f"{dst} waited {TIMEOUT:.0f} s for a message from {src}") from None
+        if tuple(tensor.shape) != tuple(shape) or tensor.dtype != dtype:
+            raise RuntimeError(f"{dst} expected {dtype} {tuple(shape)} from {src} but got {tensor.dtype} "
+                               f"{tuple(tensor.shape)} (protocol out of step)")
+        return tensor
+
+    def agree(self, label: str, value: str) -> dict[str, str]:
+        self._agreements[label] += 1
+        return self.network.agree((label, self._agreements[label]), self.me, value)
+
+
+def run_parties(job: Callable[[Session], Any], seed: int = 7, **session_options: Any) -> dict[str, Any]:
+    """Run job(session) once per party, each in its own thread and session; their results by party."""
+    network = Network()
+    results: dict[str, Any] = {}
+    errors: dict[str, BaseException] = {}
+
+    def party(name: str) -> None:
+        try:
+            session = Session(communicator=ThreadCommunicator(network, name), seed=seed, **session_options)
+            results[name] = job(session)
+        except BaseException as error:  # noqa: BLE001 - handed to the test below
+            errors[name] = error
+            network.failed.set()
+
+    threads = [threading.Thread(target=party, args=(name,), daemon=True) for name in PARTIES]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(TIMEOUT * 2)
+    if errors:
+        name, error = next(iter(errors.items()))
+        raise RuntimeError(f"{name} failed: {error!r}") from error
+    return results
