@@ -75,7 +75,8 @@ def _encrypted_step(config: TrainingConfig, images: torch.Tensor, targets: torch
     """One step of the tutorial's loop on shared data; the loss is revealed to the client, as the
     tutorial prints it, which also makes the client wait for the workers when they run elsewhere."""
     session = session or Session(encoder=config.encoder)
-    torch.manual_seed(config.initial_seed())
+    if session.is_local(session.client):  # only the client draws weights; the others build none
+        torch.manual_seed(config.initial_seed())
     model = build_model(config, session)
     encrypt_parameters(model, session)
     data, target = share_batch(images, session), share_batch(targets, session)

@@ -265,8 +265,9 @@ def train_encrypted(config: TrainingConfig, session: Session | None = None, on_b
     party executes the same sequence of operations on what it holds.
     """
     session = session or Session(encoder=config.encoder)
-    seed = config.initial_seed()  # only the client's matters: the others build no weights
-    torch.manual_seed(seed)
+    seed = config.initial_seed()
+    if session.is_local(session.client):  # only the client draws weights; the others build none
+        torch.manual_seed(seed)
     train_data = private_batches(config, session, train=True)
     test_data = private_batches(config, session, train=False)
     model = build_model(config, session)

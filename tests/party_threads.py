@@ -16,10 +16,12 @@ from typing import Any
 import torch
 
 from secure_mnist.communicator.base import Communicator
+from secure_mnist.communicator.distributed import PartyLostError
 from secure_mnist.launch import PARTIES
 from secure_mnist.mpc.session import Session
 
 TIMEOUT = 120.0
+POLL = 0.05
 
 
 class Network:
@@ -61,10 +63,16 @@ class ThreadCommunicator(Communicator):
         self.network.queue(src, dst).put(tensor.clone())
 
     def _collect(self, dst: str, src: str, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
-        try:
-            tensor = self.network.queue(src, dst).get(timeout=TIMEOUT)
-        except queue.Empty:
-            raise RuntimeError(f"{dst} waited {TIMEOUT:.0f} s for a message from {src}") from None
+        waiting = self.network.queue(src, dst)
+        for _ in range(int(TIMEOUT / POLL)):
+            try:
+                tensor = waiting.get(timeout=POLL)
+                break
+            except queue.Empty:
+                if self.network.failed.is_set():
+                    raise PartyLostError(f"{dst} stopped waiting for {src}: another party failed") from None
+        else:
+            raise RuntimeError(f"{dst} waited {TIMEOUT:.0f} s for a message from {src}")
         if tuple(tensor.shape) != tuple(shape) or tensor.dtype != dtype:
             raise RuntimeError(f"{dst} expected {dtype} {tuple(shape)} from {src} but got {tensor.dtype} "
                                f"{tuple(tensor.shape)} (protocol out of step)")
@@ -76,7 +84,10 @@ class ThreadCommunicator(Communicator):
 
 
 def run_parties(job: Callable[[Session], Any], seed: int = 7, **session_options: Any) -> dict[str, Any]:
-    """Run job(session) once per party, each in its own thread and session; their results by party."""
+    """Run job(session) once per party, each in its own thread and session; their results by party.
+
+    If a party fails, the others stop waiting for it, and the first failure is raised (the
+    failures of all parties are in its `failures`)."""
     network = Network()
     results: dict[str, Any] = {}
     errors: dict[str, BaseException] = {}
@@ -95,6 +106,27 @@ def run_parties(job: Callable[[Session], Any], seed: int = 7, **session_options:
     for thread in threads:
         thread.join(TIMEOUT * 2)
     if errors:
-        name, error = next(iter(errors.items()))
-        raise RuntimeError(f"{name} failed: {error!r}") from error
+        first = next((name for name, error in errors.items() if not isinstance(error, PartyLostError)),
+                     next(iter(errors)))
+        failure = PartiesFailed(f"{first} failed: {errors[first]!r}")
+        failure.failures = errors
+        raise failure from errors[first]
     return results
+
+
+class PartiesFailed(RuntimeError):
+    failures: dict[str, BaseException]
+
+
+def isolate_data_loader_draws(monkeypatch) -> None:
+    """Threads share torch's random generator, processes do not. A DataLoader draws once from it
+    per pass (every party makes some), and the client seeds that generator for the weights, so
+    parties in threads would race for it. Each DataLoader gets a generator of its own instead;
+    apply this to the one-process runs a test compares with, too."""
+    original = torch.utils.data.DataLoader.__init__
+
+    def with_own_generator(self, *args, **kwargs):
+        kwargs["generator"] = kwargs.get("generator") or torch.Generator().manual_seed(0)
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.utils.data.DataLoader, "__init__", with_own_generator)

@@ -76,10 +76,11 @@ class Dealt:
 
 @dataclass(frozen=True)
 class Held:
-    """The mask under which input `index` was opened before the step, as it was dealt, then
-    mapped by `maps`."""
+    """The mask under which input `index` (or its cached view at `path`) was opened before the
+    step, as it was dealt, then mapped by `maps`."""
 
     index: int
+    path: tuple
     maps: tuple[Map, ...]
 
 
@@ -124,12 +125,11 @@ class Plan:
         from .dealer import correlated_randomness
 
         dealt: list[list[torch.Tensor]] = []
-        before = [t.opening for t in inputs]
 
         def base(ref: Ref) -> torch.Tensor:
             if isinstance(ref, Dealt):
                 return dealt[ref.request][ref.part]
-            return before[ref.index].mask.origin.base  # type: ignore[union-attr]
+            return _view_at(inputs[ref.index], ref.path).opening.mask.origin.base  # type: ignore[union-attr]
 
         def value(ref: Ref) -> torch.Tensor:
             tensor = base(ref)
@@ -160,6 +160,7 @@ class Recorder:
 
     def __init__(self, inputs: Sequence[AdditiveSharingTensor]) -> None:
         self.before = [t.opening for t in inputs]
+        self.held = [(index, path, tensor.opening) for index, t in enumerate(inputs) for path, tensor in _opened(t)]
         self.requests: list[Request] = []
         self.dealt: dict[int, tuple[int, int]] = {}  # id of a mask as dealt -> (request, part)
         self._dealt_masks: list[torch.Tensor] = []  # keeps those ids valid for the step
@@ -191,10 +192,9 @@ class Recorder:
         if id(origin.base) in self.dealt:
             request, part = self.dealt[id(origin.base)]
             return Dealt(request, part, origin.maps)
-        for index, opening in enumerate(self.before):
-            held = None if opening is None else opening.mask.origin
-            if held is not None and held.base is origin.base:
-                return Held(index, origin.maps)
+        for index, path, opening in self.held:
+            if opening.mask.origin is not None and opening.mask.origin.base is origin.base:
+                return Held(index, path, origin.maps)
         raise CannotPlan
 
     def finish(self, inputs_after: Sequence[AdditiveSharingTensor]) -> Plan | None:
@@ -213,8 +213,23 @@ class Recorder:
 
 
 def plan_key(inputs: Sequence[AdditiveSharingTensor]) -> tuple:
-    """What decides a step's requests: its inputs' shapes, and which were opened before it."""
-    return tuple((tuple(t.shape), t.opening is not None) for t in inputs)
+    """What decides a step's requests: its inputs' shapes, and which of them, or of the views kept
+    with them (a transpose opened by a test pass), were opened before it."""
+    return tuple((tuple(t.shape), tuple(path for path, _ in _opened(t))) for t in inputs)
+
+
+def _opened(tensor: AdditiveSharingTensor, path: tuple = ()):
+    """The tensor and the views kept with it (and theirs) that are opened: (path of view keys, view)."""
+    if tensor.opening is not None:
+        yield path, tensor
+    for key, view in (tensor._views or {}).items():
+        yield from _opened(view, (*path, key))
+
+
+def _view_at(tensor: AdditiveSharingTensor, path: tuple) -> AdditiveSharingTensor:
+    for key in path:
+        tensor = tensor._views[key]  # type: ignore[index]
+    return tensor
 
 
 _UNRECORDED = object()
@@ -286,8 +301,11 @@ class Dealing:
         session = self.session
         for worker in session.local_workers:
             theirs = session.comm.recv(worker.name, session.provider.name, (1,)).numpy().tobytes()
-            if theirs != mine:
-                raise DealerPlanError(
-                    f"step {self.steps}: the crypto provider dealt for other requests than {worker.name} made "
+            self._compare(worker.name, theirs, mine)
+
+    def _compare(self, worker: str, theirs: bytes, mine: bytes) -> None:
+        if theirs != mine:
+            raise DealerPlanError(
+                    f"step {self.steps}: the crypto provider dealt for other requests than {worker} made "
                     f"(digest {theirs.hex()} against {mine.hex()}): the parties run different programs or "
                     "settings. Nothing of this step was revealed; start every party with the same version and flags")
