@@ -9,6 +9,7 @@ from .autograd import AutogradTensor
 from .encoding import FixedPointEncoder
 from .errors import (
     CheckpointError,
+    DealerPlanError,
     EncodingError,
     FixedPointOverflowError,
     NotSharedError,
@@ -27,6 +28,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AutogradTensor",
     "CheckpointError",
+    "DealerPlanError",
     "EncodingError",
     "FixedPointEncoder",
     "FixedPointOverflowError",

@@ -176,7 +176,8 @@ def test_checkpoints_from_different_epochs_are_refused_across_processes(tmp_path
 
 def test_bench_over_processes_counts_each_partys_traffic_as_one_process_does():
     """`bench --parties processes`: every party reports, and its bytes per step are exactly what the
-    same step sends and receives when the parties share one process."""
+    same step sends and receives when the parties share one process, plus the crypto provider's
+    8-byte digest to each worker (docs/parties.md#dealer-plan)."""
     repeats = 3
     done = cli("bench", "--parties", "processes", "--repeats", str(repeats), "--json", "--crypto-seed", str(CRYPTO_SEED))
     assert done.returncode == 0, done.stderr
@@ -193,16 +194,17 @@ def test_bench_over_processes_counts_each_partys_traffic_as_one_process_does():
     before = session.comm.stats.snapshot()
     step()
     one_step = session.comm.stats.since(before)
+    digest = {"crypto_provider": (16, 0), "alice": (0, 8), "bob": (0, 8), "me": (0, 0)}  # sent, received
     for name, measured in parties.items():
-        assert measured["bytes_sent"] == repeats * one_step.bytes_sent[name], name
-        assert measured["bytes_received"] == repeats * one_step.bytes_received[name], name
+        assert measured["bytes_sent"] == repeats * (one_step.bytes_sent[name] + digest[name][0]), name
+        assert measured["bytes_received"] == repeats * (one_step.bytes_received[name] + digest[name][1]), name
         assert measured["cpu"] > 0 and measured["seconds"] > 0
     assert report["rounds_per_step"] == one_step.rounds
     assert report["cpu_ms_per_step"] == pytest.approx(1e3 * sum(p["cpu"] for p in parties.values()) / repeats)
     # the encrypted channel: one tag per message, time in AES-GCM, a handshake once
     channel = report["channel"]
     assert channel["cipher"] == "AES-256-GCM"
-    assert channel["overhead_bytes_per_step"] == TAG_BYTES * one_step.messages
+    assert channel["overhead_bytes_per_step"] == TAG_BYTES * (one_step.messages + 2)  # + the two digests
     assert channel["aead_ms_per_step"] > 0 and all(p["channel"] > 0 for p in parties.values())
     assert channel["setup_bytes"] > 0 and channel["steps"] == repeats + 2
 
