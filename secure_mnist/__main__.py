@@ -269,9 +269,12 @@ def _bench(args: argparse.Namespace) -> int:
     from . import bench
 
     if args.parties == "processes":
+        import torch
+
         from .launch import join_token, party_session, run_with_local_parties
 
         token = join_token(args.token, args.insecure_channel, spawns_parties=True)
+        threads = torch.get_num_threads()  # a party process runs on one thread (party_session)
 
         def client(master: str) -> dict:
             session = party_session("me", master, _config(args), args.timeout, args.crypto_seed, token)
@@ -282,6 +285,8 @@ def _bench(args: argparse.Namespace) -> int:
 
         measured = run_with_local_parties("bench", _forwarded(args) + ["--repeats", str(args.repeats)], client,
                                           args.timeout, args.master, token)
+        # the plaintext step as in one process: every core's thread, once the parties are gone
+        torch.set_num_threads(threads)
         plaintext_ms = bench.plaintext_median_ms(_config(args))
         if args.json:
             print(json.dumps({"parties": "processes", "plaintext_ms": plaintext_ms, "encrypted_ms": measured["step_ms"],

@@ -15,6 +15,7 @@ import torch
 from party_threads import PartiesFailed, isolate_data_loader_draws, run_parties
 from secure_mnist.bench import _encrypted_step
 from secure_mnist.errors import DealerPlanError
+from secure_mnist.mpc.opening import Mask
 from secure_mnist.mpc.provider import plan as plans
 from secure_mnist.mpc.session import Session
 from secure_mnist.training import TrainingConfig, one_hot, placeholder_batches, plaintext_batches, train_encrypted
@@ -137,3 +138,17 @@ def test_plan_keys_tell_opened_inputs_from_fresh_ones():
     view_opened = plans.plan_key([x])
     x.opening = object()  # type: ignore[assignment]
     assert len({fresh, view_opened, plans.plan_key([x])}) == 3 and fresh == (((3, 4), ()),)
+
+
+def test_a_derivation_holding_values_of_its_step_is_not_planned():
+    """A plan runs its derivations again on later steps: one that captured a tensor (or a mask) of
+    the step it was recorded in would compute from stale values, so it is refused."""
+    stale = torch.arange(4)
+    shapes = [(2, 3), (3, 3)]
+    plans._pure(lambda words: words[:4] & 1)  # the drawn words only: fine
+    plans._pure(lambda words: words.split(shapes))  # shapes: fine
+    in_a_list, in_a_dict = [stale], {"mask": Mask({}, stale)}
+    for holds in (lambda words: words + stale, lambda words: words + in_a_list[0],
+                  lambda words: words + in_a_dict["mask"].value):
+        with pytest.raises(plans.CannotPlan):
+            plans._pure(holds)

@@ -173,7 +173,7 @@ class Recorder:
             elif isinstance(derive, MaskProducts):
                 plan_derive = Products([(self.ref(a), self.ref(b), op) for a, b, op in derive.products], derive.ring_op)
             else:
-                plan_derive = derive  # depends on the drawn words and on shapes only
+                plan_derive = _pure(derive)  # depends on the drawn words and on shapes only
         except CannotPlan:
             self.failed = True
             plan_derive = None
@@ -210,6 +210,29 @@ class Recorder:
                 except CannotPlan:
                     return None
         return None if self.failed else Plan(self.requests, after)
+
+
+def _pure(derive: Callable) -> Callable:
+    """A derivation the plan may run again as it is: one that holds no values of this step (a
+    tensor or a mask in its closure would be stale next time). Anything else is not planned."""
+    for cell in getattr(derive, "__closure__", None) or ():
+        try:
+            held = cell.cell_contents
+        except ValueError:  # an empty cell
+            continue
+        if _holds_values(held):
+            raise CannotPlan
+    return derive
+
+
+def _holds_values(held: Any, depth: int = 3) -> bool:
+    if isinstance(held, (torch.Tensor, Mask)):
+        return True
+    if depth and isinstance(held, dict):
+        return any(_holds_values(item, depth - 1) for item in held.values())
+    if depth and isinstance(held, (list, tuple)):
+        return any(_holds_values(item, depth - 1) for item in held)
+    return False
 
 
 def plan_key(inputs: Sequence[AdditiveSharingTensor]) -> tuple:
