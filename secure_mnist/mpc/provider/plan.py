@@ -288,7 +288,8 @@ class Dealing:
         step to step (the batch, the parameters). At a crypto provider in its own process the
         step is dealt from its plan and `compute` does not run (None is returned)."""
         session = self.session
-        provider_alone = session.is_local(session.provider) and not session.local_workers
+        provider_alone = (session.is_local(session.provider) and not session.local_workers
+                          and not session.is_local(session.client))
         asks_a_remote_provider = bool(session.local_workers) and not session.is_local(session.provider)
         if not (provider_alone or asks_a_remote_provider):
             return compute()  # in one process the provider deals as the workers ask: nothing to plan
