@@ -21,7 +21,7 @@ from .mpc.softmax import LOSS_CATEGORY
 from .nn import encrypt_parameters, share_batch
 from .optim import SGD
 from .training import (Net, TrainingConfig, build_model, one_hot, placeholder_batches, plaintext_batches,
-                       step_inputs)
+                       step_inputs, train_step)
 
 
 @dataclass
@@ -83,16 +83,9 @@ def _encrypted_step(config: TrainingConfig, images: torch.Tensor, targets: torch
     optimizer = SGD(model.parameters(), lr=config.lr, momentum=config.momentum)
     loss_function = LOSSES[config.loss]
 
-    def compute():
-        optimizer.zero_grad()
-        output = model(data)
-        loss = loss_function(output, target)
-        loss.backward()
-        optimizer.step()
-        return loss
-
     def step() -> None:
-        loss = session.dealing.run_step(compute, lambda: step_inputs(data, target, optimizer))
+        loss = session.dealing.run_step(lambda: train_step(model, optimizer, loss_function, data, target),
+                                        lambda: step_inputs(data, target, optimizer))
         if loss is not None:
             loss.decrypt()
 

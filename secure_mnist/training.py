@@ -289,17 +289,9 @@ def train_encrypted(config: TrainingConfig, session: Session | None = None, on_b
         epoch_start = time.perf_counter()
         for index, (data, target) in enumerate(train_data):
             start = time.perf_counter()
-
-            def step():
-                optimizer.zero_grad()
-                output = model(data)
-                loss = loss_function(output, target)
-                loss.backward()
-                optimizer.step()
-                return loss
-
             # (a crypto provider in its own process deals the step from its plan: no loss there)
-            loss = session.dealing.run_step(step, lambda: step_inputs(data, target, optimizer))
+            loss = session.dealing.run_step(lambda: train_step(model, optimizer, loss_function, data, target),
+                                            lambda: step_inputs(data, target, optimizer))
             loss_value = None if loss is None else _revealed(loss.decrypt())
             if not config.keep_openings:
                 _forget_openings(data, target)
@@ -362,6 +354,18 @@ def _forget_openings(*tensors: AutogradTensor) -> None:
 def _mean_loss(logs: list[BatchLog]) -> float | None:
     losses = [log.loss for log in logs if log.loss is not None]
     return sum(losses) / len(losses) if losses else None
+
+
+def train_step(model: nn.Module, optimizer: SGD, loss_function: Callable, data: AutogradTensor,
+               target: AutogradTensor) -> AutogradTensor:
+    """One step of the tutorial's loop on shared values: forward, loss, backward, update; the
+    loss, still shared."""
+    optimizer.zero_grad()
+    output = model(data)
+    loss = loss_function(output, target)
+    loss.backward()
+    optimizer.step()
+    return loss
 
 
 def step_inputs(data: AutogradTensor, target: AutogradTensor, optimizer: SGD) -> list[AdditiveSharingTensor]:
