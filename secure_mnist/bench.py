@@ -85,7 +85,7 @@ def _encrypted_step(config: TrainingConfig, images: torch.Tensor, targets: torch
 
     def step() -> None:
         loss = session.dealing.run_step(lambda: train_step(model, optimizer, loss_function, data, target),
-                                        lambda: step_inputs(data, target, optimizer))
+                                        lambda: step_inputs(data, target, optimizer), kind="bench")
         if loss is not None:
             loss.decrypt()
 

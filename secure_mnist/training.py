@@ -157,7 +157,7 @@ def placeholder_batches(config: TrainingConfig, train: bool) -> list[tuple[torch
     """Batches of the right shapes with no data (meta tensors), for processes that own none of it.
 
     They come from a DataLoader too, so every process draws from torch's generator exactly as the
-    data owners do, and the model initialised afterwards is the same everywhere.
+    data owners do (only the client's draws matter: it alone builds real weights).
     """
     n_items = config.n_train_items if train else config.n_test_items
     size = config.batch_size if train else config.test_batch_size
@@ -291,7 +291,7 @@ def train_encrypted(config: TrainingConfig, session: Session | None = None, on_b
             start = time.perf_counter()
             # (a crypto provider in its own process deals the step from its plan: no loss there)
             loss = session.dealing.run_step(lambda: train_step(model, optimizer, loss_function, data, target),
-                                            lambda: step_inputs(data, target, optimizer))
+                                            lambda: step_inputs(data, target, optimizer), kind="train")
             loss_value = None if loss is None else _revealed(loss.decrypt())
             if not config.keep_openings:
                 _forget_openings(data, target)

@@ -37,27 +37,28 @@ class Network:
         with self._lock:
             return self._queues[(src, dst)]
 
-    def agree(self, key: tuple[str, int], party: str, value: str) -> dict[str, str]:
+    def agree(self, key: tuple[str, int], parties: frozenset[str], value: str) -> dict[str, str]:
         with self._lock:
-            self._agreed[key][party] = value
+            for party in parties:
+                self._agreed[key][party] = value
             self._lock.notify_all()
             if not self._lock.wait_for(lambda: len(self._agreed[key]) == len(PARTIES) or self.failed.is_set(),
                                        TIMEOUT):
-                raise TimeoutError(f"{party} waited for the others to agree on {key}")
+                raise TimeoutError(f"{sorted(parties)} waited for the others to agree on {key}")
             if self.failed.is_set():
                 raise RuntimeError("another party failed")
             return dict(self._agreed[key])
 
 
 class ThreadCommunicator(Communicator):
-    def __init__(self, network: Network, me: str) -> None:
+    def __init__(self, network: Network, here: tuple[str, ...]) -> None:
         super().__init__()
-        self.network, self.me = network, me
+        self.network, self.here = network, frozenset(here)
         self._agreements: dict[str, int] = defaultdict(int)
 
     @property
     def local_parties(self) -> frozenset[str]:
-        return frozenset({self.me})
+        return self.here
 
     def _deliver(self, src: str, dst: str, tensor: torch.Tensor) -> None:
         self.network.queue(src, dst).put(tensor.clone())
@@ -80,11 +81,14 @@ class ThreadCommunicator(Communicator):
 
     def agree(self, label: str, value: str) -> dict[str, str]:
         self._agreements[label] += 1
-        return self.network.agree((label, self._agreements[label]), self.me, value)
+        return self.network.agree((label, self._agreements[label]), self.here, value)
 
 
-def run_parties(job: Callable[[Session], Any], seed: int = 7, **session_options: Any) -> dict[str, Any]:
+def run_parties(job: Callable[[Session], Any], seed: int = 7, groups: tuple[tuple[str, ...], ...] | None = None,
+                **session_options: Any) -> dict[str, Any]:
     """Run job(session) once per party, each in its own thread and session; their results by party.
+    `groups` puts several parties in one thread and session (as one process running them); the
+    result of a group is under each of its parties.
 
     If a party fails, the others stop waiting for it, and the first failure is raised (the
     failures of all parties are in its `failures`)."""
@@ -92,15 +96,19 @@ def run_parties(job: Callable[[Session], Any], seed: int = 7, **session_options:
     results: dict[str, Any] = {}
     errors: dict[str, BaseException] = {}
 
-    def party(name: str) -> None:
+    def party(here: tuple[str, ...]) -> None:
         try:
-            session = Session(communicator=ThreadCommunicator(network, name), seed=seed, **session_options)
-            results[name] = job(session)
+            session = Session(communicator=ThreadCommunicator(network, here), seed=seed, **session_options)
+            result = job(session)
+            for name in here:
+                results[name] = result
         except BaseException as error:  # noqa: BLE001 - handed to the test below
-            errors[name] = error
+            for name in here:
+                errors[name] = error
             network.failed.set()
 
-    threads = [threading.Thread(target=party, args=(name,), daemon=True) for name in PARTIES]
+    threads = [threading.Thread(target=party, args=(here,), daemon=True)
+               for here in (groups or tuple((name,) for name in PARTIES))]
     for thread in threads:
         thread.start()
     for thread in threads:

@@ -152,3 +152,14 @@ def test_a_derivation_holding_values_of_its_step_is_not_planned():
                   lambda words: words + in_a_dict["mask"].value):
         with pytest.raises(plans.CannotPlan):
             plans._pure(holds)
+
+
+def test_a_provider_sharing_its_process_with_the_client_replays_and_still_sends_its_digests():
+    """Only a provider alone in its process deals from plans; sharing one with the client, it
+    replays the steps, and still sends its digest to both workers (who wait for it)."""
+    config = TrainingConfig(**SMALL)
+    results = run_parties(lambda session: (train_encrypted(config, session), session.dealing.steps_from_plans),
+                          seed=5, groups=(("me", "crypto_provider"), ("alice",), ("bob",)), encoder=config.encoder)
+    client, _ = results["me"]
+    assert results["crypto_provider"][1] == 0
+    assert [log.loss for log in client.batch_logs] + [client.correct] == _losses(config, threads=False)[0]

@@ -22,9 +22,11 @@ of step to be replayed, as before; SECURE_MNIST_DEALER_PLANS=0 replays every ste
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import struct
+import types
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -171,7 +173,8 @@ class Recorder:
             if isinstance(derive, KeepMasks):
                 plan_derive: Any = NewMasks(derive.sizes, derive.shapes)
             elif isinstance(derive, MaskProducts):
-                plan_derive = Products([(self.ref(a), self.ref(b), op) for a, b, op in derive.products], derive.ring_op)
+                plan_derive = Products([(self.ref(a), self.ref(b), _pure(op)) for a, b, op in derive.products],
+                                       derive.ring_op)
             else:
                 plan_derive = _pure(derive)  # depends on the drawn words and on shapes only
         except CannotPlan:
@@ -189,6 +192,8 @@ class Recorder:
         origin = mask.origin
         if origin is None:
             raise CannotPlan
+        for fn in origin.maps:
+            _pure(fn)  # a map runs again on later steps' masks
         if id(origin.base) in self.dealt:
             request, part = self.dealt[id(origin.base)]
             return Dealt(request, part, origin.maps)
@@ -198,8 +203,15 @@ class Recorder:
         raise CannotPlan
 
     def finish(self, inputs_after: Sequence[AdditiveSharingTensor]) -> Plan | None:
+        """The plan, or None if what the step leaves behind is more than a plan can set again: a
+        view kept opened under a mask of its own (a plan sets an input's own opening only)."""
         after: list[str | Ref] = []
         for opening_before, tensor in zip(self.before, inputs_after):
+            own = None if tensor.opening is None else tensor.opening.mask.origin
+            for path, view in _opened(tensor):
+                origin = view.opening.mask.origin  # type: ignore[union-attr]
+                if path and (own is None or origin is None or origin.base is not own.base):
+                    return None
             if tensor.opening is None:
                 after.append(FORGET)
             elif tensor.opening is opening_before:
@@ -212,26 +224,44 @@ class Recorder:
         return None if self.failed else Plan(self.requests, after)
 
 
-def _pure(derive: Callable) -> Callable:
-    """A derivation the plan may run again as it is: one that holds no values of this step (a
-    tensor or a mask in its closure would be stale next time). Anything else is not planned."""
-    for cell in getattr(derive, "__closure__", None) or ():
-        try:
-            held = cell.cell_contents
-        except ValueError:  # an empty cell
-            continue
-        if _holds_values(held):
-            raise CannotPlan
-    return derive
+def _pure(fn: Callable) -> Callable:
+    """A function the plan may run again as it is: one that holds nothing of this step. Its
+    closure and defaults may hold plain data (numbers, shapes, slices, dtypes), the session and
+    functions of the same kind; anything else (a tensor, a mask, a shared value) would be stale
+    on the next step, and the step is not planned."""
+    if not _plain(fn, depth=8):
+        raise CannotPlan
+    return fn
 
 
-def _holds_values(held: Any, depth: int = 3) -> bool:
+_PLAIN_TYPES = (int, float, bool, str, bytes, type(None), slice, torch.Size, torch.dtype, type(Ellipsis))
+
+
+def _plain(held: Any, depth: int) -> bool:
     if isinstance(held, (torch.Tensor, Mask)):
+        return False
+    if isinstance(held, _PLAIN_TYPES) or type(held).__name__ == "Session":
         return True
-    if depth and isinstance(held, dict):
-        return any(_holds_values(item, depth - 1) for item in held.values())
-    if depth and isinstance(held, (list, tuple)):
-        return any(_holds_values(item, depth - 1) for item in held)
+    if isinstance(held, (list, tuple)):
+        return depth > 0 and all(_plain(item, depth - 1) for item in held)
+    if isinstance(held, dict):
+        return depth > 0 and all(_plain(item, depth - 1) for item in held.values())
+    if isinstance(held, (types.BuiltinFunctionType, types.BuiltinMethodType)):
+        return not isinstance(getattr(held, "__self__", None), torch.Tensor)  # torch.t, torch.matmul
+    if isinstance(held, functools.partial):
+        return depth > 0 and _plain(held.func, depth - 1) and _plain(held.args, depth - 1) \
+            and _plain(held.keywords, depth - 1)
+    if isinstance(held, types.FunctionType):
+        if depth <= 0:
+            return False
+        cells = []
+        for cell in held.__closure__ or ():
+            try:
+                cells.append(cell.cell_contents)
+            except ValueError:  # a cell not filled yet
+                continue
+        return _plain(cells, depth - 1) and _plain(held.__defaults__ or (), depth - 1) \
+            and _plain(held.__kwdefaults__ or {}, depth - 1)
     return False
 
 
@@ -283,34 +313,39 @@ class Dealing:
             self._recorder.masks_dealt(masks)
 
     # -- a step ------------------------------------------------------------------------------------
-    def run_step(self, compute: Callable[[], Any], inputs: Callable[[], Sequence[AdditiveSharingTensor]]) -> Any:
+    def run_step(self, compute: Callable[[], Any], inputs: Callable[[], Sequence[AdditiveSharingTensor]],
+                 kind: str = "step") -> Any:
         """Run one step of a loop (`compute`); `inputs` lists the shared tensors that live on from
-        step to step (the batch, the parameters). At a crypto provider in its own process the
-        step is dealt from its plan and `compute` does not run (None is returned)."""
+        step to step (the batch, the parameters); `kind` names the loop (steps of two loops are
+        never dealt from each other's plans). At a crypto provider alone in its process the step
+        is dealt from its plan and `compute` does not run (None is returned)."""
         session = self.session
-        provider_alone = (session.is_local(session.provider) and not session.local_workers
-                          and not session.is_local(session.client))
-        asks_a_remote_provider = bool(session.local_workers) and not session.is_local(session.provider)
-        if not (provider_alone or asks_a_remote_provider):
-            return compute()  # in one process the provider deals as the workers ask: nothing to plan
+        provider_here = session.is_local(session.provider)
+        remote_workers = [w for w in session.workers if not session.is_local(w)]
+        checks = bool(session.local_workers) and not provider_here  # a worker, the provider elsewhere
+        sends = provider_here and bool(remote_workers)  # the provider, some worker elsewhere
+        if not (checks or sends):
+            return compute()  # in one process the provider deals as the workers ask: nothing to check
         self.steps += 1
         self._digest = hashlib.blake2b(digest_size=8)
         try:
-            if asks_a_remote_provider:
+            if checks:
                 result = compute()
                 self._check_digest(self._digest.digest())
                 return result
-            self._deal_step(compute, inputs)
+            alone = not session.local_workers and not session.is_local(session.client)
+            result = self._deal_step(compute, inputs, kind) if alone else compute()
             digest = torch.frombuffer(bytearray(self._digest.digest()), dtype=torch.int64)
-            for worker in session.workers:
+            for worker in remote_workers:
                 session.comm.send(session.provider.name, worker.name, digest)
-            return None
+            return result
         finally:
             self._digest, self._recorder = None, None
 
-    def _deal_step(self, compute: Callable[[], Any], inputs: Callable[[], Sequence[AdditiveSharingTensor]]) -> None:
+    def _deal_step(self, compute: Callable[[], Any], inputs: Callable[[], Sequence[AdditiveSharingTensor]],
+                   kind: str) -> None:
         held = list(inputs())
-        key = plan_key(held)
+        key = (kind, plan_key(held))
         plan = self.plans.get(key, _UNRECORDED) if self.use_plans else None
         if isinstance(plan, Plan):
             plan.deal(self.session, held)
