@@ -108,14 +108,15 @@ def test_the_inbox_check_would_catch_a_leak():
 
 
 def test_the_prg_is_the_aes_ctr_keystream_read_as_words():
-    """Draws of any size, one after another, are consecutive pieces of AES-128-CTR's keystream."""
+    """Draws of any size, one after another, are consecutive pieces of AES-128-CTR's keystream:
+    small ones served from keystream read ahead, across its refills, and large ones straight."""
     from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
     from secure_mnist.mpc.randomness import PRG
 
     seed = bytes(range(16))
     prg = PRG(seed)
-    sizes = [(3,), (0,), (5, 7), (1,), (300_000,), (2,)]
+    sizes = [(3,), (0,), (5, 7), (1,), (300_000,), (2,), (8_000,), (8_191,), (5_000,), (16_384,), (1,), (7, 3)]
     draws = [prg.ring(shape) for shape in sizes]
     keystream = Cipher(algorithms.AES(seed), modes.CTR(bytes(16))).encryptor().update(bytes(16 * prg.position))
     words = torch.frombuffer(bytearray(keystream), dtype=torch.int64)
