@@ -143,3 +143,39 @@ def test_clip_is_exact():
 def test_ranges_it_cannot_keep_are_refused(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+LOG_WITH_RECIPROCAL_RANGES = [(1.0, 10.0), (0.98, 10.2), (1.0, 3.0)]  # softmax totals over 10 classes, 3 classes
+
+
+@pytest.mark.parametrize("encoder", [BINARY, DECIMAL], ids=["16 bits", "3 digits"])
+@pytest.mark.parametrize("lower, upper", LOG_WITH_RECIPROCAL_RANGES)
+def test_log_with_reciprocal_within_its_stated_error(lower, upper, encoder):
+    """log x from x and the reciprocal() of x, on shares, over the whole range: the plan's bound
+    holds with the reciprocal's own error carried through."""
+    session = new_session(encoder=encoder, seed=5)
+    plan = approx.log_with_reciprocal_plan(lower, upper, encoder)
+    x = grid(lower, upper, encoder)
+    shared = sm.FixedPrecisionTensor.encode(x, encoder).share(session)
+    inverse = approx.reciprocal(shared, lower, upper, clip_input=False)
+    got = approx.log_with_reciprocal(shared, inverse, lower, upper).decrypt().double()
+    error = (got - torch.log(x)).abs().max().item()
+    assert error <= plan.max_error, (error, plan.max_error)
+    if encoder is BINARY:
+        assert plan.max_error <= 64 / encoder.scale, plan  # a useful bound, a few dozen ulp at most
+        assert plan.rounds <= 3
+
+
+def test_log_with_reciprocal_needs_the_reciprocal_not_any_value():
+    """The polynomial in 1/x carries the log near 0: given x itself instead, it is far off."""
+    session = new_session(encoder=BINARY, seed=6)
+    plan = approx.log_with_reciprocal_plan(1.0, 10.0, BINARY)
+    x = grid(1.0, 10.0, BINARY, count=501)
+    shared = sm.FixedPrecisionTensor.encode(x, BINARY).share(session)
+    wrong = approx.log_with_reciprocal(shared, shared * 0.1, 1.0, 10.0).decrypt().double()
+    assert (wrong - torch.log(x)).abs().max().item() > 100 * plan.max_error
+
+
+def test_log_with_reciprocal_refuses_a_range_without_a_reciprocal():
+    with pytest.raises(ValueError, match="positive range"):
+        approx.log_with_reciprocal_plan(0.0, 1.0, BINARY)

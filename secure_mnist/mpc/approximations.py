@@ -42,6 +42,7 @@ from .fixed_point import FixedPrecisionTensor
 from .polynomials import (
     chebyshev_coefficients,
     evaluate,
+    evaluate_sum,
     evaluation_error,
     interpolation_error,
     rounds_for_degree,
@@ -150,6 +151,25 @@ class LogPlan:
     coefficients: tuple[float, ...]
     max_error: float
     rounds: int  # with clip_input=False (clipping adds one round to the normalisation's)
+
+
+@dataclass(frozen=True)
+class LogWithReciprocalPlan:
+    """log x on [lower, upper] from x and 1/x: constant + a(v) + b(u), a and b polynomials without
+    constant term in v = x * v_scale (in [0, 1]) and u = 1/x, their powers in the same rounds."""
+
+    lower: float
+    upper: float
+    v_scale: float  # about 1 / upper, as encoded
+    constant: float
+    v_coefficients: tuple[float, ...]  # of v^1 .. v^K
+    u_coefficients: tuple[float, ...]  # of u^1 .. u^K
+    max_error: float  # with u = reciprocal(x, lower, upper) within reciprocal_plan(...).max_error
+    rounds: int  # the powers' (the reciprocal is the caller's)
+
+    @property
+    def degree(self) -> int:
+        return len(self.v_coefficients)
 
 
 def _ulp(encoder: FixedPointEncoder) -> float:
@@ -296,6 +316,56 @@ def log_plan(lower: float, upper: float, encoder: FixedPointEncoder) -> LogPlan:
     return best  # type: ignore[return-value]
 
 
+MAX_LOG_DEGREE = 6
+
+
+def _near_minimax(basis: np.ndarray, target: np.ndarray, sweeps: int = 60) -> np.ndarray:
+    """Least-squares coefficients reweighted towards the largest errors (Lawson's iteration):
+    close to the best fit in the largest error, which is what the error bound counts."""
+    weights = np.full(len(target), 1.0 / len(target))
+    coefficients = np.zeros(basis.shape[1])
+    for _ in range(sweeps):
+        root = np.sqrt(weights)[:, None]
+        coefficients = np.linalg.lstsq(basis * root, target * root[:, 0], rcond=None)[0]
+        gap = np.abs(basis @ coefficients - target)
+        weights = weights * gap
+        weights = weights / weights.sum()
+    return coefficients
+
+
+@lru_cache(maxsize=64)
+def log_with_reciprocal_plan(lower: float, upper: float, encoder: FixedPointEncoder) -> LogWithReciprocalPlan:
+    """log x from x and 1/x, when 1/x comes from reciprocal(x, lower, upper): no comparison at all.
+
+    A polynomial in x alone converges slowly on a wide range, because log has its singularity at 0;
+    adding powers of 1/x captures it. The error counts the fit (on a fine grid, plus 1%), one ulp
+    of truncation per product, and the reciprocal's error carried through the powers of u.
+    """
+    _check_range("log", lower, upper, encoder)
+    if lower <= 0:
+        raise ValueError(f"log needs a positive range (lower > 0), got [{lower}, {upper}]")
+    ulp = _ulp(encoder)
+    inverse_error = reciprocal_plan(lower, upper, encoder).max_error
+    v_scale = _encoded(1.0 / upper, encoder)
+    grid = np.linspace(lower, upper, 20001)
+    v_bound, u_bound = upper * v_scale + ulp, 1.0 / lower + inverse_error
+    candidates = []
+    for degree in range(1, MAX_LOG_DEGREE + 1):
+        exponents = np.arange(1, degree + 1)
+        basis = np.hstack([np.ones((len(grid), 1)), (grid * v_scale)[:, None] ** exponents,
+                           (1.0 / grid)[:, None] ** exponents])
+        fit = _near_minimax(basis, np.log(grid))
+        error = 1.01 * float(np.abs(basis @ fit - np.log(grid)).max())
+        constant, v_part, u_part = float(fit[0]), tuple(map(float, fit[1:degree + 1])), tuple(map(float, fit[degree + 1:]))
+        error += evaluation_error((constant, *v_part), v_bound, ulp, ulp)  # v = x * v_scale: one truncation
+        error += evaluation_error((0.0, *u_part), u_bound, ulp, inverse_error) - ulp  # one final truncation for both
+        error += ulp / 2  # the constant, as encoded
+        candidates.append(LogWithReciprocalPlan(lower, upper, v_scale, constant, v_part, u_part, error,
+                                                rounds_for_degree(degree)))
+    best = min(c.max_error for c in candidates)
+    return min((c for c in candidates if c.max_error <= 1.25 * best), key=lambda c: (c.rounds, c.max_error))
+
+
 # -- the functions -----------------------------------------------------------------------------------
 def exp(x: FixedPrecisionTensor, lower: float | None = None, upper: float | None = None, *,
         clip_input: bool = True) -> FixedPrecisionTensor:
@@ -344,6 +414,17 @@ def log(x: FixedPrecisionTensor, lower: float | None = None, upper: float | None
     mantissa, one_hot = _normalise(x, plan.normalisation, clip_input, lower, upper)
     log_of_power = _one_hot_sum(one_hot, [-math.log(s) for s in plan.normalisation.scales], x)
     return evaluate(mantissa - plan.center, plan.coefficients) + log_of_power
+
+
+def log_with_reciprocal(x: FixedPrecisionTensor, inverse: FixedPrecisionTensor, lower: float, upper: float
+                        ) -> FixedPrecisionTensor:
+    """Natural log of x in [lower, upper] (not clipped), given inverse = reciprocal(x, lower, upper):
+    within log_with_reciprocal_plan(lower, upper, encoder).max_error, in a few product rounds and
+    no comparison, where log() needs one to normalise x."""
+    plan = log_with_reciprocal_plan(float(lower), float(upper), x.encoder)
+    if not x.is_shared:
+        return FixedPrecisionTensor.encode(torch.log(_decoded(x)), x.encoder)
+    return evaluate_sum([(x * plan.v_scale, plan.v_coefficients), (inverse, plan.u_coefficients)], plan.constant)
 
 
 @dataclass(frozen=True)

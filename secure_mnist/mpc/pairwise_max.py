@@ -15,6 +15,12 @@ Rounds for 10 classes: 7 (the comparison's carry tree) + 4 (the AND tree) + 1 = 
 32. The price is 45 comparisons per row instead of 9, on tensors that are tiny anyway. Nobody
 learns anything: every opened value is masked by fresh dealer randomness, as in the protocols
 it is made of.
+
+Softmax also needs to know where d_i = x_i - m falls below a floor L < 0 (to clip it there), and
+d_i >= L exactly when x_i - x_j >= L for every j. So `row_max_and_floor` compares the C (C - 1)
+ordered differences x_i - x_j - L in the same comparison call as the pairs, ANDs their
+negations in the same tree, and converts those bits in the same round: the floor costs no round
+and no comparison of its own.
 """
 
 from __future__ import annotations
@@ -53,6 +59,47 @@ def row_max(x: FixedPrecisionTensor) -> FixedPrecisionTensor:
     return x._wrap(picked.map(lambda t: t.view(x.shape).sum(-1, keepdim=True)))
 
 
+@timed("comparisons")
+def row_max_and_floor(x: FixedPrecisionTensor, floor: float) -> tuple[FixedPrecisionTensor, AdditiveSharingTensor]:
+    """(m, the maximum along the last dimension (kept, size 1), exact; additive shares of the
+    integer bits [x - m >= floor], shaped like x), in the rounds of the maximum alone. floor < 0."""
+    x._require_shared("max")
+    if not floor < 0:
+        raise ValueError(f"row_max_and_floor needs a floor below 0 (x - m is 0 at the maximum), got {floor}")
+    classes = x.shape[-1]
+    if classes < 2:
+        raise ValueError(f"row_max_and_floor needs rows of at least 2 values, got {classes}")
+    ring, session = x.child, x.session
+    count = x.shape.numel()
+    words = -(-count // WORD_BITS)
+    left, right = torch.triu_indices(classes, classes, offset=1)  # the pairs i < j
+    first, second = _ordered_pairs(classes)  # every i != j
+    floor_raw = torch.tensor(int(round(floor * x.encoder.scale)), dtype=torch.int64)
+    pair_count = classes * (classes - 1) // 2
+    differences = ring.map(lambda t: t[..., left] - t[..., right])  # their signs: [x_i < x_j]
+    below = ring.map(lambda t: t[..., first] - t[..., second]).add_public(-floor_raw)  # [x_i - x_j < floor]
+    both_kinds = AdditiveSharingTensor(
+        session, {w: torch.cat([differences.share_of(w), below.share_of(w)], -1) for w in session.local_workers},
+        torch.Size((*x.shape[:-1], pair_count + classes * (classes - 1))))
+    bits = sign_bit_xor(both_kinds)
+    rows = count // classes
+    factors = {}
+    for worker, packed in bits.items():
+        unpacked = unpack_bits(packed, rows * (pair_count + classes * (classes - 1))).view(rows, -1)
+        winners = _factor_rows(unpacked[:, :pair_count], classes, negate=worker is session.first)
+        # d_i >= floor: NOT [x_i - x_j < floor] for every j != i, which one worker negates
+        above = unpacked[:, pair_count:].view(rows, classes, classes - 1).permute(2, 0, 1).reshape(classes - 1, count)
+        if worker is session.first:
+            above = above ^ 1
+        factors[worker] = torch.cat([_packed_rows(winners, words), _packed_rows(above, words)], 1)
+    both = _and_of_rows(session, factors, classes - 1, 2 * words * WORD_BITS)
+    flat = ring.map(lambda t: torch.nn.functional.pad(t.reshape(-1), (0, 2 * words * WORD_BITS - count)))
+    bit, picked = bit_and_product(both, flat)  # w_i x_i, and the floor bits converted alongside
+    m = x._wrap(picked.map(lambda t: t[:count].view(x.shape).sum(-1, keepdim=True)))
+    start = words * WORD_BITS
+    return m, bit.map(lambda t: t[start:start + count].view(x.shape))
+
+
 def winner_bits(x: AdditiveSharingTensor) -> XorShares:
     """XOR shares of w, packed over the flattened x: 1 at the first maximum of each last-dimension row."""
     classes = x.shape[-1]
@@ -75,21 +122,38 @@ def _factor_table(classes: int) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.tensor(pairs, dtype=torch.int64), torch.tensor(negated, dtype=torch.int64)
 
 
+@cache
+def _ordered_pairs(classes: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(i, j) for every i != j, i major: the pair (i, others[k]) is at i (C - 1) + k."""
+    pairs = [(i, j) for i in range(classes) for j in range(classes) if j != i]
+    return torch.tensor([i for i, _ in pairs]), torch.tensor([j for _, j in pairs])
+
+
+def _factor_rows(pair_bits: torch.Tensor, classes: int, negate: bool) -> torch.Tensor:
+    """One worker's XOR shares of the C - 1 factors of every w_i, as 0/1 values shaped
+    (C - 1, rows * C), from its shares of the pair bits shaped (rows, C (C - 1) / 2). The worker
+    told to `negate` applies the NOTs (XOR with 1, done by one worker)."""
+    pairs, negated = _factor_table(classes)
+    bits = pair_bits[:, pairs]  # (rows, C - 1, C)
+    if negate:
+        bits = bits ^ negated
+    return bits.permute(1, 0, 2).reshape(classes - 1, -1)
+
+
+def _packed_rows(rows: torch.Tensor, words: int) -> torch.Tensor:
+    """0/1 rows of `count` values, each padded to `words` words and packed: (height, words)."""
+    padded = torch.nn.functional.pad(rows, (0, words * WORD_BITS - rows.shape[1]))
+    return pack_bits(padded.reshape(-1)).view(rows.shape[0], words)
+
+
 def _factors(less: XorShares, session: Session, classes: int, count: int) -> XorShares:
     """Each worker's XOR shares of the factors of every w_i, packed: row k of (C - 1, words) holds
     factor k of all `count` = rows * C bits. Local: unpacking, picking and repacking bits."""
-    pairs, negated = _factor_table(classes)
     rows, pair_count = count // classes, classes * (classes - 1) // 2
     words = -(-count // WORD_BITS)
-    out = {}
-    for worker, packed in less.items():
-        bits = unpack_bits(packed, rows * pair_count).view(rows, pair_count)[:, pairs]  # (rows, C - 1, C)
-        if worker is session.first:  # NOT is XOR with 1, done by one worker
-            bits = bits ^ negated
-        factors = bits.permute(1, 0, 2).reshape(classes - 1, count)
-        factors = torch.nn.functional.pad(factors, (0, words * WORD_BITS - count))
-        out[worker] = pack_bits(factors.reshape(-1)).view(classes - 1, words)
-    return out
+    return {worker: _packed_rows(_factor_rows(unpack_bits(packed, rows * pair_count).view(rows, pair_count), classes,
+                                              negate=worker is session.first), words)
+            for worker, packed in less.items()}
 
 
 def _and_of_rows(session: Session, rows: XorShares, height: int, count: int) -> XorShares:

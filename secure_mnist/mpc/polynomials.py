@@ -99,25 +99,42 @@ def evaluation_error(coefficients: Sequence[float], bound: float, ulp: float, in
     return total
 
 
+def powers_together(ts: Sequence[FixedPrecisionTensor], degree: int) -> list[list[FixedPrecisionTensor]]:
+    """[t^1, ..., t^degree] for each t, in ceil(log2 degree) rounds: the products of a round, for
+    every t, travel together."""
+    known: list[list[FixedPrecisionTensor]] = [[t] for t in ts]
+    for step in doubling_schedule(degree):
+        products = products_together([(own[left - 1], own[right - 1]) for own in known for _, left, right in step])
+        for index, own in enumerate(known):
+            own.extend(products[index * len(step):(index + 1) * len(step)])  # type: ignore[arg-type]
+    return known
+
+
 def powers(t: FixedPrecisionTensor, degree: int) -> list[FixedPrecisionTensor]:
     """[t^1, ..., t^degree] in ceil(log2 degree) rounds (the products of a round travel together)."""
-    known: list[FixedPrecisionTensor] = [t]
-    for step in doubling_schedule(degree):
-        products = products_together([(known[left - 1], known[right - 1]) for _, left, right in step])
-        known.extend(products)  # type: ignore[arg-type]
-    return known
+    return powers_together([t], degree)[0]
+
+
+def evaluate_sum(terms: Sequence[tuple[FixedPrecisionTensor, Sequence[float]]], constant: float = 0.0
+                 ) -> FixedPrecisionTensor:
+    """constant + sum over (t, coefficients) of sum_i coefficients[i] t^(i+1): polynomials without
+    their constant term in several shared values, their powers computed in the same rounds and
+    the whole sum truncated once. The caller keeps every |t| <= 1 (see evaluation_error)."""
+    degree = max(len(coefficients) for _, coefficients in terms)
+    if degree < 1:
+        raise ValueError("a polynomial of a shared value needs degree at least 1")
+    first = terms[0][0]
+    encoder = first.encoder
+    divisor = encoder.scale * COEFFICIENT_EXTRA
+    raw = None
+    for (_, coefficients), known in zip(terms, powers_together([t for t, _ in terms], degree)):
+        for coefficient, power in zip(coefficients, known):
+            term = power.child.mul_public(int(round(coefficient * divisor)))  # type: ignore[union-attr]
+            raw = term if raw is None else raw + term
+    shift = torch.tensor(int(round(constant * divisor * encoder.scale)), dtype=torch.int64)
+    return first._wrap(truncate(raw.add_public(shift), divisor))  # type: ignore[union-attr]
 
 
 def evaluate(t: FixedPrecisionTensor, coefficients: Sequence[float]) -> FixedPrecisionTensor:
     """p(t) for public coefficients; the caller keeps |t| <= 1 (see evaluation_error for the bound)."""
-    degree = len(coefficients) - 1
-    if degree < 1:
-        raise ValueError("a polynomial of a shared value needs degree at least 1")
-    encoder = t.encoder
-    divisor = encoder.scale * COEFFICIENT_EXTRA
-    raw = None
-    for coefficient, power in zip(coefficients[1:], powers(t, degree)):
-        term = power.child.mul_public(int(round(coefficient * divisor)))  # type: ignore[union-attr]
-        raw = term if raw is None else raw + term
-    constant = torch.tensor(int(round(coefficients[0] * divisor * encoder.scale)), dtype=torch.int64)
-    return t._wrap(truncate(raw.add_public(constant), divisor))  # type: ignore[union-attr]
+    return evaluate_sum([(t, coefficients[1:])], coefficients[0])
