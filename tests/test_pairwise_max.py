@@ -145,3 +145,31 @@ def test_argmax_pairs_up_a_small_tensor_and_plays_the_tournament_on_a_large_one(
         got = x.argmax(dim=1)
         assert session.comm.stats.since(before).rounds == rounds
         assert torch.equal(got.decrypt().long(), x.decrypt().argmax(dim=1))
+
+
+@pytest.mark.parametrize("classes", [2, 3, 10, 17])
+@pytest.mark.parametrize("floor", [-13.0, -0.5, -1000.0])
+def test_row_max_and_floor_equals_torch_in_the_rounds_of_the_maximum(classes, floor):
+    """The maximum, and [x - m >= floor] per entry (the floor itself included), in the rounds of
+    row_max alone: the clip's bits ride on the same comparison, AND tree and conversion."""
+    session = new_session(seed=classes + 40)
+    x = hard_rows(8, classes, seed=5)
+    x[7] = torch.arange(classes, dtype=torch.float64) * floor / 2  # entries at the floor exactly
+    before = session.comm.stats.snapshot()
+    maximum, in_range = pairwise_max.row_max_and_floor(shared(x, session), floor)
+    traffic = session.comm.stats.since(before)
+    want = x.max(-1, keepdim=True).values
+    assert torch.equal(maximum.decrypt().double(), want)
+    bits = sum(in_range.share_of(worker) for worker in session.workers)
+    assert torch.equal(bits, (x - want >= floor).long())
+    assert traffic.rounds == max_rounds(classes)
+    assert traffic.bytes_received[session.client.name] == 0
+
+
+def test_row_max_and_floor_refuses_what_it_cannot_do():
+    session = new_session()
+    x = shared(torch.zeros(2, 3, dtype=torch.float64), session)
+    with pytest.raises(ValueError, match="floor below 0"):
+        pairwise_max.row_max_and_floor(x, 0.0)
+    with pytest.raises(ValueError, match="at least 2"):
+        pairwise_max.row_max_and_floor(shared(torch.zeros(2, 1, dtype=torch.float64), session), -1.0)
