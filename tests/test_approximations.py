@@ -179,3 +179,24 @@ def test_log_with_reciprocal_needs_the_reciprocal_not_any_value():
 def test_log_with_reciprocal_refuses_a_range_without_a_reciprocal():
     with pytest.raises(ValueError, match="positive range"):
         approx.log_with_reciprocal_plan(0.0, 1.0, BINARY)
+
+
+@pytest.mark.parametrize("encoder", [BINARY, DECIMAL], ids=["16 bits", "3 digits"])
+@pytest.mark.parametrize("classes", [2, 3, 10])
+@pytest.mark.parametrize("direction", [-1, 1])
+def test_log_with_reciprocal_holds_with_the_worst_reciprocal(classes, direction, encoder):
+    """On the range softmax uses for C classes, with 1/x off by as much as the reciprocal's bound
+    allows (every point, one direction): the log's bound still holds, so it does count that error."""
+    from secure_mnist.mpc.softmax import softmax_plan
+
+    plan = softmax_plan(classes, encoder).log
+    inverse_error = approx.reciprocal_plan(plan.lower, plan.upper, encoder).max_error
+    session = new_session(encoder=encoder, seed=classes)
+    x = grid(plan.lower, plan.upper, encoder, count=2001)
+    off = math.floor(inverse_error * encoder.scale - 0.5) / encoder.scale * direction  # rounding's half ulp included
+    inverse = torch.round(1 / x * encoder.scale) / encoder.scale + off
+    assert ((inverse - 1 / x).abs() <= inverse_error).all()
+    got = approx.log_with_reciprocal(sm.FixedPrecisionTensor.encode(x, encoder).share(session),
+                                     sm.FixedPrecisionTensor.encode(inverse, encoder).share(session),
+                                     plan.lower, plan.upper).decrypt().double()
+    assert (got - torch.log(x)).abs().max().item() <= plan.max_error

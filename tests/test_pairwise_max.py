@@ -171,5 +171,7 @@ def test_row_max_and_floor_refuses_what_it_cannot_do():
     x = shared(torch.zeros(2, 3, dtype=torch.float64), session)
     with pytest.raises(ValueError, match="floor below 0"):
         pairwise_max.row_max_and_floor(x, 0.0)
+    with pytest.raises(ValueError, match="floor below 0"):
+        pairwise_max.row_max_and_floor(x, -0.1 / BINARY.scale)  # encodes as 0
     with pytest.raises(ValueError, match="at least 2"):
         pairwise_max.row_max_and_floor(shared(torch.zeros(2, 1, dtype=torch.float64), session), -1.0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import numpy as np
 import torch
 
 import secure_mnist as sm
@@ -127,3 +128,5 @@ def test_the_prg_is_the_aes_ctr_keystream_read_as_words():
         assert torch.equal(draw.reshape(-1), words[position:position + count])
         position += -(-count // 2) * 2  # each draw takes whole 16-byte blocks
     assert PRG(seed, position=prg.position).ring((4,)).tolist() == prg.ring((4,)).tolist()
+    small = prg.ring((5,))
+    assert not np.shares_memory(small.numpy(), prg._ahead)  # a kept draw does not pin the read-ahead

@@ -31,6 +31,7 @@ small (share-local truncation fails with probability |raw product| / 2^64).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -319,7 +320,7 @@ def log_plan(lower: float, upper: float, encoder: FixedPointEncoder) -> LogPlan:
 MAX_LOG_DEGREE = 6
 
 
-def _near_minimax(basis: np.ndarray, target: np.ndarray, sweeps: int = 60) -> np.ndarray:
+def _near_minimax(basis: np.ndarray, target: np.ndarray, sweeps: int = 40) -> np.ndarray:
     """Least-squares coefficients reweighted towards the largest errors (Lawson's iteration):
     close to the best fit in the largest error, which is what the error bound counts."""
     weights = np.full(len(target), 1.0 / len(target))
@@ -333,13 +334,29 @@ def _near_minimax(basis: np.ndarray, target: np.ndarray, sweeps: int = 60) -> np
     return coefficients
 
 
+def _log_basis(x: np.ndarray, v_scale: float, degree: int) -> np.ndarray:
+    """Columns 1, v, ..., v^degree, u, ..., u^degree for v = x * v_scale and u = 1/x."""
+    exponents = np.arange(1, degree + 1)
+    return np.hstack([np.ones((len(x), 1)), (x * v_scale)[:, None] ** exponents, (1.0 / x)[:, None] ** exponents])
+
+
+def _largest_slope(coefficients: Sequence[float], lower: float, upper: float) -> float:
+    """max |p'(t)| on [lower, upper] (a fine grid, plus 1%) for p(t) = sum_k coefficients[k-1] t^k:
+    an input off by d moves p by at most that times |d| (mean value theorem)."""
+    grid = np.linspace(lower, upper, 20001)
+    slope = sum(k * c * grid ** (k - 1) for k, c in enumerate(coefficients, start=1))
+    return 1.01 * float(np.abs(slope).max())
+
+
 @lru_cache(maxsize=64)
 def log_with_reciprocal_plan(lower: float, upper: float, encoder: FixedPointEncoder) -> LogWithReciprocalPlan:
     """log x from x and 1/x, when 1/x comes from reciprocal(x, lower, upper): no comparison at all.
 
     A polynomial in x alone converges slowly on a wide range, because log has its singularity at 0;
-    adding powers of 1/x captures it. The error counts the fit (on a fine grid, plus 1%), one ulp
-    of truncation per product, and the reciprocal's error carried through the powers of u.
+    adding powers of 1/x captures it. The error counts the fit (fitted at Chebyshev points, measured
+    on a fine grid, plus 1%), one ulp of truncation per product, the reciprocal's error and v's
+    truncation through each polynomial's largest slope, and the constant's encoding. Degrees whose
+    powers would exceed MAX_RESULT are not considered.
     """
     _check_range("log", lower, upper, encoder)
     if lower <= 0:
@@ -347,21 +364,25 @@ def log_with_reciprocal_plan(lower: float, upper: float, encoder: FixedPointEnco
     ulp = _ulp(encoder)
     inverse_error = reciprocal_plan(lower, upper, encoder).max_error
     v_scale = _encoded(1.0 / upper, encoder)
+    v_range = (lower * v_scale - ulp, upper * v_scale + ulp)  # v = x * v_scale, truncated once
+    u_range = (1.0 / upper - inverse_error, 1.0 / lower + inverse_error)
+    nodes = (lower + upper) / 2 + (upper - lower) / 2 * np.cos(np.pi * (np.arange(2001) + 0.5) / 2001)
     grid = np.linspace(lower, upper, 20001)
-    v_bound, u_bound = upper * v_scale + ulp, 1.0 / lower + inverse_error
     candidates = []
     for degree in range(1, MAX_LOG_DEGREE + 1):
-        exponents = np.arange(1, degree + 1)
-        basis = np.hstack([np.ones((len(grid), 1)), (grid * v_scale)[:, None] ** exponents,
-                           (1.0 / grid)[:, None] ** exponents])
-        fit = _near_minimax(basis, np.log(grid))
-        error = 1.01 * float(np.abs(basis @ fit - np.log(grid)).max())
+        if max(v_range[1], u_range[1]) ** degree > MAX_RESULT:
+            break
+        fit = _near_minimax(_log_basis(nodes, v_scale, degree), np.log(nodes))
+        error = 1.01 * float(np.abs(_log_basis(grid, v_scale, degree) @ fit - np.log(grid)).max())
         constant, v_part, u_part = float(fit[0]), tuple(map(float, fit[1:degree + 1])), tuple(map(float, fit[degree + 1:]))
-        error += evaluation_error((constant, *v_part), v_bound, ulp, ulp)  # v = x * v_scale: one truncation
-        error += evaluation_error((0.0, *u_part), u_bound, ulp, inverse_error) - ulp  # one final truncation for both
+        # the products' truncations, for v and u as shared; the sum is truncated once for both
+        error += evaluation_error((constant, *v_part), v_range[1], ulp) + evaluation_error((0.0, *u_part), u_range[1], ulp) - ulp
+        error += _largest_slope(v_part, *v_range) * ulp + _largest_slope(u_part, *u_range) * inverse_error
         error += ulp / 2  # the constant, as encoded
         candidates.append(LogWithReciprocalPlan(lower, upper, v_scale, constant, v_part, u_part, error,
                                                 rounds_for_degree(degree)))
+    if not candidates:
+        raise ValueError(f"log_with_reciprocal: 1/{lower} is too large for its powers to stay below {MAX_RESULT:g}")
     best = min(c.max_error for c in candidates)
     return min((c for c in candidates if c.max_error <= 1.25 * best), key=lambda c: (c.rounds, c.max_error))
 

@@ -64,8 +64,10 @@ def row_max_and_floor(x: FixedPrecisionTensor, floor: float) -> tuple[FixedPreci
     """(m, the maximum along the last dimension (kept, size 1), exact; additive shares of the
     integer bits [x - m >= floor], shaped like x), in the rounds of the maximum alone. floor < 0."""
     x._require_shared("max")
-    if not floor < 0:
-        raise ValueError(f"row_max_and_floor needs a floor below 0 (x - m is 0 at the maximum), got {floor}")
+    floor_raw = torch.tensor(int(round(floor * x.encoder.scale)), dtype=torch.int64)
+    if not floor_raw < 0:  # as encoded: a floor within half an ulp of 0 would become 0
+        raise ValueError(f"row_max_and_floor needs a floor below 0 (x - m is 0 at the maximum), got {floor}, "
+                         f"which {x.encoder.describe()} encodes as {floor_raw.item() / x.encoder.scale:g}")
     classes = x.shape[-1]
     if classes < 2:
         raise ValueError(f"row_max_and_floor needs rows of at least 2 values, got {classes}")
@@ -74,7 +76,6 @@ def row_max_and_floor(x: FixedPrecisionTensor, floor: float) -> tuple[FixedPreci
     words = -(-count // WORD_BITS)
     left, right = torch.triu_indices(classes, classes, offset=1)  # the pairs i < j
     first, second = _ordered_pairs(classes)  # every i != j
-    floor_raw = torch.tensor(int(round(floor * x.encoder.scale)), dtype=torch.int64)
     pair_count = classes * (classes - 1) // 2
     differences = ring.map(lambda t: t[..., left] - t[..., right])  # their signs: [x_i < x_j]
     below = ring.map(lambda t: t[..., first] - t[..., second]).add_public(-floor_raw)  # [x_i - x_j < floor]

@@ -119,7 +119,8 @@ def evaluate_sum(terms: Sequence[tuple[FixedPrecisionTensor, Sequence[float]]], 
                  ) -> FixedPrecisionTensor:
     """constant + sum over (t, coefficients) of sum_i coefficients[i] t^(i+1): polynomials without
     their constant term in several shared values, their powers computed in the same rounds and
-    the whole sum truncated once. The caller keeps every |t| <= 1 (see evaluation_error)."""
+    the whole sum truncated once. The caller keeps every |t| small, about 1 at most: the powers'
+    products must stay far below 2^64 / scale^2 (see evaluation_error for the bound)."""
     degree = max(len(coefficients) for _, coefficients in terms)
     if degree < 1:
         raise ValueError("a polynomial of a shared value needs degree at least 1")
