@@ -77,11 +77,15 @@ def test_rounds_are_a_constant_not_a_tournament(classes, rounds):
     assert traffic.bytes_received[session.client.name] == 0
 
 
-def audit_openings(values: torch.Tensor) -> list[str]:
+def with_floor(x: sm.FixedPrecisionTensor) -> None:
+    pairwise_max.row_max_and_floor(x, -13.0)  # the maximum and softmax's clip bits
+
+
+def audit_openings(values: torch.Tensor, protocol=row_max) -> list[str]:
     """What an attacker holding one worker's view would notice: reused masks, non-uniform openings."""
     session = new_session(seed=11)
     with MaskAuditor() as auditor:
-        row_max(shared(values, session))
+        protocol(shared(values, session))
     problems = [f"{worker}: {count} reused mask words" for worker, count in auditor.reused_masks().items() if count]
     if min(auditor.openings().values()) < 1000:
         problems.append("too few openings seen")
@@ -94,15 +98,17 @@ def audit_openings(values: torch.Tensor) -> list[str]:
     return problems
 
 
-def test_no_mask_opens_two_values_and_every_opening_looks_uniform():
+@pytest.mark.parametrize("protocol", [row_max, with_floor], ids=["max", "max and floor"])
+def test_no_mask_opens_two_values_and_every_opening_looks_uniform(protocol):
     """Inputs whose winners differ: no mask word opens two values, and what each worker sees
     opened is masked (about half of all opened bits set, whichever class wins)."""
     x = hard_rows(64, 10, seed=3)
     for values in (x, x.flip(-1).contiguous()):  # the same values per row, other winners
-        assert audit_openings(values) == []
+        assert audit_openings(values, protocol) == []
 
 
-def test_the_audit_catches_an_unmasked_product(monkeypatch):
+@pytest.mark.parametrize("protocol", [row_max, with_floor], ids=["max", "max and floor"])
+def test_the_audit_catches_an_unmasked_product(monkeypatch, protocol):
     """Mutation: the product x * w opened without its mask (x itself on the wire) must be seen."""
     from secure_mnist.mpc.primitives import comparison
 
@@ -114,7 +120,7 @@ def test_the_audit_catches_an_unmasked_product(monkeypatch):
         return real(values, masks, session, combine)
 
     monkeypatch.setattr(comparison, "open_masked", leaky)
-    problems = audit_openings(hard_rows(64, 10, seed=3))
+    problems = audit_openings(hard_rows(64, 10, seed=3), protocol)
     assert any("reused mask words" in p for p in problems)
     assert any("opened bits set" in p for p in problems)
 

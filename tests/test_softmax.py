@@ -80,6 +80,25 @@ def test_softmax_reveals_nothing_on_the_way():
     assert traffic.rounds == softmax_plan(10, BINARY).rounds
 
 
+def test_cross_entropy_opens_every_value_under_a_mask_of_its_own():
+    """The whole loss, as an attacker holding one worker's view would audit it: no mask word opens
+    two different values (the clip's bits, the log's powers and 1/s reused as an operand included),
+    and the crypto provider and the client receive nothing."""
+    from secure_mnist.mpc.audit import MaskAuditor
+
+    session = new_session(seed=8)
+    x = shared(quantized(logits(16), BINARY), session)
+    y = shared(F.one_hot(torch.arange(16) % 10, 10).double(), session)
+    before = session.comm.stats.snapshot()
+    with MaskAuditor() as auditor:
+        cross_entropy(x, y)
+    traffic = session.comm.stats.since(before)
+    assert all(count == 0 for count in auditor.reused_masks().values()), auditor.reused_masks()
+    assert min(auditor.openings().values()) > 10_000
+    assert traffic.bytes_received[session.client.name] == 0
+    assert traffic.bytes_received[session.provider.name] == 0
+
+
 def test_plan_refuses_a_single_class():
     with pytest.raises(ValueError, match="at least 2 classes"):
         softmax_plan(1, BINARY)
